@@ -1,0 +1,1 @@
+"""Every side effect of mysqlops: Temporal activities over the `Runtime` interface."""

@@ -1,0 +1,213 @@
+"""The cluster activities: every side effect the cluster workflow has, over a `Runtime`.
+
+Each one is idempotent, so a retry after a timeout or a worker crash never does harm twice.
+Long ones heartbeat, so a dead worker is noticed within seconds rather than at a timeout.
+"""
+
+import socket
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio import activity
+
+from activities.messages import (
+    APP_SECRET,
+    APP_USER,
+    MONITOR_SECRET,
+    MONITOR_USER,
+    LayoutInput,
+    LoadBalancerInput,
+    NodeInput,
+    NodeObservation,
+    NodePosition,
+    Observation,
+    PositionsInput,
+    ProvisionInput,
+    RemoveNodeInput,
+    RetireInput,
+    StartInput,
+    StopInput,
+    WaitSyncedInput,
+    WatchInput,
+)
+from activities.probe import Target, probe
+from activities.runtime import ClusterLayout, ClusterRef, Runtime
+from api.cluster import NodeFacts
+from workflows.diagnosis import node_state, serves
+
+APP_PRIVILEGES = (
+    "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, CREATE TEMPORARY TABLES, "
+    "LOCK TABLES, EXECUTE, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, EVENT, "
+    "TRIGGER, REFERENCES"
+)
+
+
+class ClusterActivities:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    @activity.defn
+    def cluster_layout(self, request: LayoutInput) -> ClusterLayout:
+        return self.runtime.layout(request.cluster, request.replicas)
+
+    @activity.defn
+    def ensure_secrets(self, cluster: ClusterRef) -> None:
+        for key in (APP_SECRET, MONITOR_SECRET):
+            self.runtime.ensure_secret(cluster, key)
+
+    @activity.defn
+    def provision_node(self, request: ProvisionInput) -> None:
+        self.runtime.provision_node(
+            request.layout, request.node, request.spec, request.bootstrap_candidate
+        )
+
+    @activity.defn
+    def start_node(self, request: StartInput) -> int:
+        return self.runtime.start_node(request.layout, request.node, request.bootstrap)
+
+    @activity.defn
+    def stop_node(self, request: StopInput) -> None:
+        self.runtime.stop_node(request.layout, request.node, request.mode, request.timeout_seconds)
+
+    @activity.defn
+    def node_positions(self, request: PositionsInput) -> list[NodePosition]:
+        return [
+            NodePosition(node=node, position=self.runtime.galera_position(request.layout, node))
+            for node in request.nodes
+        ]
+
+    @activity.defn
+    def ensure_users(self, request: NodeInput) -> None:
+        """Create (or reset to the stored passwords) the application and monitoring users."""
+        cluster = request.layout.cluster
+        app = self.runtime.read_secret(cluster, APP_SECRET)
+        monitor = self.runtime.read_secret(cluster, MONITOR_SECRET)
+        statements = [
+            "DROP USER IF EXISTS ''@'localhost'",
+            f"DROP USER IF EXISTS ''@'{_hostname()}'",
+            f"CREATE USER IF NOT EXISTS '{APP_USER}'@'%' IDENTIFIED BY '{app}'",
+            f"ALTER USER '{APP_USER}'@'%' IDENTIFIED BY '{app}'",
+            f"GRANT {APP_PRIVILEGES} ON *.* TO '{APP_USER}'@'%'",
+            f"CREATE USER IF NOT EXISTS '{MONITOR_USER}'@'%' IDENTIFIED BY '{monitor}'",
+            f"ALTER USER '{MONITOR_USER}'@'%' IDENTIFIED BY '{monitor}'",
+            f"GRANT PROCESS, REPLICA MONITOR ON *.* TO '{MONITOR_USER}'@'%'",
+        ]
+        _until(
+            lambda: self.runtime.admin_sql(request.layout, request.node, statements),
+            timeout=120,
+            what=f"creating users on {request.node}",
+            redact=(app, monitor),
+        )
+
+    @activity.defn
+    def wait_synced(self, request: WaitSyncedInput) -> NodeObservation:
+        """Wait until the node is Green; heartbeats while it joins (an SST can take long)."""
+        deadline = time.monotonic() + request.timeout_seconds
+        target = self._monitor_target(request.layout, request.node)
+        while True:
+            observed = self._observe_node(request.layout, request.node, target, timeout=2)
+            if observed.facts.process_alive is False:
+                raise RuntimeError(f"{request.node} stopped while joining: {observed.reason}")
+            if observed.state.value == "Green":
+                return observed
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{request.node} not Synced after {request.timeout_seconds} s")
+            activity.heartbeat(observed.reason)
+            time.sleep(0.5)
+
+    @activity.defn
+    def configure_load_balancer(self, request: LoadBalancerInput) -> None:
+        self.runtime.configure_load_balancer(request.layout, request.members)
+
+    @activity.defn
+    def remove_node(self, request: RemoveNodeInput) -> None:
+        self.runtime.remove_node(request.layout, request.node, request.delete_data)
+
+    @activity.defn
+    def retire_cluster(self, request: RetireInput) -> None:
+        self.runtime.retire_cluster(request.layout, request.delete_data)
+
+    @activity.defn
+    def watch_health(self, request: WatchInput) -> Observation:
+        """Probe every node each interval; return only when what is seen differs from the
+        baseline, or after `resync_seconds`, so history grows with changes, not with time."""
+        started = time.monotonic()
+        targets = {
+            n.name: self._monitor_target(request.layout, n.name) for n in request.layout.nodes
+        }
+        baseline = request.baseline.signature() if request.baseline else None
+        with ThreadPoolExecutor(max_workers=len(targets) or 1) as pool:
+            while True:
+                observation = self._observe(request, targets, pool)
+                if observation.signature() != baseline:
+                    return observation
+                if time.monotonic() - started > request.health.resync_seconds:
+                    observation.resync = True
+                    return observation
+                activity.heartbeat()
+                time.sleep(request.health.probe_interval_seconds)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _monitor_target(self, layout: ClusterLayout, node: str) -> Target:
+        address = layout.node(node)
+        password = self.runtime.read_secret(layout.cluster, MONITOR_SECRET)
+        return Target(user=MONITOR_USER, password=password, host=address.host, port=address.port)
+
+    def _observe(
+        self, request: WatchInput, targets: dict[str, Target], pool: ThreadPoolExecutor
+    ) -> Observation:
+        timeout = request.health.probe_timeout_seconds
+        nodes = list(
+            pool.map(
+                lambda name: self._observe_node(request.layout, name, targets[name], timeout),
+                targets,
+            )
+        )
+        view = self.runtime.load_balancer_view(request.layout)
+        return Observation(
+            nodes=nodes,
+            writer=view.writer,
+            serving=any(serves(n.facts, request.health.serve_from_donor) for n in nodes),
+        )
+
+    def _observe_node(
+        self, layout: ClusterLayout, node: str, target: Target, timeout: float
+    ) -> NodeObservation:
+        process = self.runtime.process_facts(layout, node)
+        if not process.alive:
+            facts = NodeFacts(
+                process_alive=False, exit_kind=process.exit_kind, exit_detail=process.exit_detail
+            )
+        elif process.stopped:
+            facts = NodeFacts(process_alive=True, error="process suspended (SIGSTOP)")
+        else:
+            facts = probe(target, timeout)
+            facts.process_alive = True
+        state, reason = node_state(facts)
+        return NodeObservation(name=node, pid=process.pid, state=state, reason=reason, facts=facts)
+
+
+def _hostname() -> str:
+    return socket.gethostname()
+
+
+def _until(
+    action: Callable[[], None], timeout: float, what: str, redact: tuple[str, ...] = ()
+) -> None:
+    """Retry `action` with heartbeats until it succeeds or `timeout` passes. Error texts go to
+    the history, so any secret value in them is redacted first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            action()
+            return
+        except Exception as error:
+            text = str(error)
+            for secret in redact:
+                text = text.replace(secret, "***")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what}: {text}") from None
+            activity.heartbeat(f"{what}: {text}")
+            time.sleep(0.5)

@@ -1,0 +1,136 @@
+"""HAProxy in front of a local cluster: configuration and the runtime API (stats socket).
+
+The writer endpoint sends every connection to one healthy node: the stick table (one entry,
+keyed on the destination) keeps the current writer until it fails, so a recovered node does not
+take writes back and Galera certification conflicts do not reach clients as deadlocks. The
+reader endpoint balances across all healthy nodes. Health is the node agent's HTTP endpoint.
+"""
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    host: str
+    port: int
+    check_port: int
+
+
+def render(
+    *,
+    cluster: str,
+    host: str,
+    writer_port: int,
+    reader_port: int,
+    stats_port: int,
+    stats_socket: Path,
+    state_file: Path,
+    servers: list[Server],
+) -> str:
+    def lines(backup_after_first: bool) -> list[str]:
+        out = []
+        for index, server in enumerate(servers):
+            backup = " backup" if backup_after_first and index > 0 else ""
+            out.append(
+                f"    server {server.name} {server.host}:{server.port} check port "
+                f"{server.check_port} inter 1s fastinter 500ms downinter 1s rise 2 fall 2"
+                f" on-marked-down shutdown-sessions{backup}"
+            )
+        return out
+
+    return "\n".join(
+        [
+            "# Written by mysqlops; edits are overwritten.",
+            "global",
+            f"    stats socket {stats_socket} mode 600 level admin",
+            "    maxconn 2000",
+            f"    server-state-file {state_file}",
+            "defaults",
+            "    mode tcp",
+            "    timeout connect 2s",
+            "    timeout client 8h",
+            "    timeout server 8h",
+            "    timeout check 1s",
+            "    option httpchk GET /health",
+            "    http-check expect status 200",
+            "    load-server-state-from-file global",
+            f"frontend {cluster}-writer",
+            f"    bind {host}:{writer_port}",
+            "    default_backend writer",
+            f"frontend {cluster}-reader",
+            f"    bind {host}:{reader_port}",
+            "    default_backend reader",
+            "backend writer",
+            "    stick-table type integer size 1",
+            "    stick on int(1)",
+            *lines(backup_after_first=True),
+            "backend reader",
+            "    balance leastconn",
+            *lines(backup_after_first=False),
+            "frontend stats",
+            "    mode http",
+            f"    bind {host}:{stats_port}",
+            "    stats enable",
+            "    stats uri /",
+            "    stats refresh 2s",
+            "",
+        ]
+    )
+
+
+def command(stats_socket: Path, line: str, timeout: float = 1.0) -> str:
+    """Send one command to HAProxy's runtime API and return its answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(timeout)
+        conn.connect(str(stats_socket))
+        conn.sendall(line.encode() + b"\n")
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
+def servers_up(stats_socket: Path, backend: str) -> list[str]:
+    """Servers of `backend` whose health check passes, in configuration order."""
+    rows = command(stats_socket, "show stat").splitlines()
+    header = rows[0].lstrip("# ").split(",")
+    up = []
+    for row in rows[1:]:
+        fields = dict(zip(header, row.split(","), strict=False))
+        if fields.get("pxname") == backend and fields.get("svname") not in ("FRONTEND", "BACKEND"):
+            if fields.get("status", "").startswith("UP"):
+                up.append(fields["svname"])
+    return up
+
+
+def stuck_writer(stats_socket: Path) -> int | None:
+    """The server id the writer stick table points at, if a connection has been made."""
+    for line in command(stats_socket, "show table writer").splitlines():
+        if "server_id=" in line:
+            return int(line.split("server_id=")[1].split()[0])
+    return None
+
+
+def server_ids(stats_socket: Path, backend: str) -> dict[int, str]:
+    rows = command(stats_socket, "show stat").splitlines()
+    header = rows[0].lstrip("# ").split(",")
+    ids = {}
+    for row in rows[1:]:
+        fields = dict(zip(header, row.split(","), strict=False))
+        if fields.get("pxname") == backend and fields.get("svname") not in ("FRONTEND", "BACKEND"):
+            ids[int(fields["sid"])] = fields["svname"]
+    return ids
+
+
+def save_state(stats_socket: Path, state_file: Path) -> None:
+    """Keep health states across a reload, so no server briefly counts as up on the new one."""
+    state_file.write_text(command(stats_socket, "show servers state"))
+
+
+def mark_down(stats_socket: Path, server: str) -> None:
+    """Take `server` out of both backends now, without waiting for failed checks."""
+    for backend in ("writer", "reader"):
+        command(stats_socket, f"set server {backend}/{server} health down")

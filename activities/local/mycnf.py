@@ -1,0 +1,89 @@
+"""Rendering of a local node's my.cnf: managed settings first, then the user's allowed options."""
+
+import os
+from dataclasses import dataclass
+
+from api.base import quantity_bytes
+from api.cluster import ConfigValue, MySQLClusterSpec
+
+GALERA_PROVIDER = "/usr/lib/galera/libgalera_smm.so"
+SST_METHOD = "mariabackup"
+
+# Group-communication timeouts: shorter than Galera's defaults (suspect 5 s) so a dead node
+# leaves the group in about 3 s, yet long enough that a busy 2-core machine is not suspected.
+EVS_OPTIONS = (
+    "evs.suspect_timeout=PT3S",
+    "evs.inactive_timeout=PT6S",
+    "evs.keepalive_period=PT0.5S",
+    "evs.inactive_check_period=PT0.5S",
+)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    cluster_name: str
+    node_name: str
+    host: str
+    port: int
+    galera_port: int
+    ist_port: int
+    sst_port: int
+    peers: tuple[str, ...]  # host:galera_port of every member, this node included
+    datadir: str
+    socket: str
+    pid_file: str
+    error_log: str
+    run_as_root: bool = os.geteuid() == 0
+
+
+def _value(value: ConfigValue) -> str:
+    if isinstance(value, bool):
+        return "ON" if value else "OFF"
+    return str(value)
+
+
+def render(node: NodeConfig, spec: MySQLClusterSpec) -> str:
+    provider_options = ";".join(
+        (
+            f"gmcast.listen_addr=tcp://{node.host}:{node.galera_port}",
+            f"ist.recv_addr={node.host}:{node.ist_port}",
+            "gcache.size=64M",
+            *EVS_OPTIONS,
+        )
+    )
+    managed: dict[str, ConfigValue] = {
+        "datadir": node.datadir,
+        "socket": node.socket,
+        "pid_file": node.pid_file,
+        "log_error": node.error_log,
+        "port": node.port,
+        "bind_address": node.host,
+        "binlog_format": "ROW",
+        "default_storage_engine": "InnoDB",
+        "innodb_autoinc_lock_mode": 2,
+        # Durable by default: with 0, Galera clusters lose acknowledged commits on a crash.
+        "innodb_flush_log_at_trx_commit": 1,
+        "innodb_buffer_pool_size": quantity_bytes(spec.mysql.innodb_buffer_pool_size),
+        "innodb_log_file_size": 48 * 1024**2,
+        "skip_name_resolve": "ON",
+        "max_connections": 200,
+        "wsrep_on": "ON",
+        "wsrep_provider": GALERA_PROVIDER,
+        "wsrep_cluster_name": node.cluster_name,
+        "wsrep_cluster_address": "gcomm://" + ",".join(node.peers),
+        "wsrep_node_name": node.node_name,
+        "wsrep_node_address": f"{node.host}:{node.galera_port}",
+        "wsrep_sst_method": SST_METHOD,
+        "wsrep_sst_receive_address": f"{node.host}:{node.sst_port}",
+        "wsrep_provider_options": f'"{provider_options}"',
+    }
+    if node.run_as_root:
+        managed["user"] = "root"
+    settings = managed | dict(spec.mysql.config)
+    lines = [
+        "# Written by mysqlops; edits are overwritten. Set options in spec.mysql.config.",
+        "[mariadbd]",
+    ]
+    lines += [f"{name} = {_value(value)}" for name, value in settings.items()]
+    lines.append("")
+    return "\n".join(lines)

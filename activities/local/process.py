@@ -1,0 +1,105 @@
+"""Facts about local processes: liveness, suspension, and how mariadbd last ended."""
+
+import json
+import os
+from pathlib import Path
+
+from api.states import ExitKind
+
+_LOG_TAIL = 16384
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _proc_stat(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+
+
+def alive(pid: int | None) -> bool:
+    """Whether `pid` runs (a zombie, already exited but not reaped, does not count)."""
+    if pid is None:
+        return False
+    stat = _proc_stat(pid)
+    return stat is not None and stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def suspended(pid: int) -> bool:
+    stat = _proc_stat(pid)
+    return stat is not None and stat.rsplit(")", 1)[1].split()[0] in ("T", "t")
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def running_pid(pid_file: Path, needle: str) -> int | None:
+    """The pid recorded in `pid_file` if that process is alive and its command line has `needle`."""
+    pid = read_pid(pid_file)
+    if pid is not None and alive(pid) and needle in cmdline(pid):
+        return pid
+    return None
+
+
+def exit_kind_from_returncode(code: int) -> tuple[ExitKind, str]:
+    if code == 0:
+        return ExitKind.CLEAN, "exit status 0"
+    if code < 0:
+        import signal
+
+        return ExitKind.UNCLEAN, f"killed by {signal.Signals(-code).name}"
+    return ExitKind.UNCLEAN, f"exit status {code}"
+
+
+def exit_kind_from_log(error_log: Path) -> tuple[ExitKind, str] | None:
+    """How the last run ended, judged by the error log: a clean shutdown ends with its marker."""
+    try:
+        with open(error_log, "rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - _LOG_TAIL))
+            tail = log.read().decode(errors="replace")
+    except OSError:
+        return None
+    last_start = max(tail.rfind("starting as process"), tail.rfind("ready for connections"))
+    last_stop = tail.rfind("Shutdown complete")
+    if last_start < 0 and last_stop < 0:
+        return None
+    if last_stop > last_start:
+        return ExitKind.CLEAN, "clean shutdown recorded in the error log"
+    return ExitKind.UNCLEAN, "no clean shutdown in the error log"
+
+
+def read_json(path: Path) -> dict[str, object] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_json(path: Path, data: dict[str, object]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    tmp.replace(path)
+
+
+def mariadbd_pid(pid_file: Path, agent_state: Path) -> int | None:
+    """A node's running mariadbd. Its own pid file appears only once it has joined (after an
+    SST), so the agent's record of the child it started counts too."""
+    if (pid := running_pid(pid_file, "mariadbd")) is not None:
+        return pid
+    state = read_json(agent_state) or {}
+    recorded = state.get("pid")
+    if state.get("running") and isinstance(recorded, int) and alive(recorded):
+        return recorded if "mariadbd" in cmdline(recorded) else None
+    return None

@@ -1,0 +1,440 @@
+"""The local runtime: each node a real mariadbd (under its agent) with its own directory and
+ports on 127.0.0.1, HAProxy in front. Every operation is idempotent: repeating one after a
+retry, a worker crash or a replay finds the work done and does nothing more."""
+
+import getpass
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pymysql
+
+from activities.local import haproxy, mycnf
+from activities.local.paths import ClusterPaths, NodePaths, state_home
+from activities.local.ports import SlotPorts, allocate, release
+from activities.local.process import (
+    alive,
+    exit_kind_from_log,
+    mariadbd_pid,
+    read_json,
+    running_pid,
+    suspended,
+    write_json,
+)
+from activities.runtime import (
+    ClusterLayout,
+    ClusterRef,
+    GaleraPosition,
+    LoadBalancerView,
+    NodeLayout,
+    ProcessFacts,
+    StopMode,
+)
+from api.cluster import MySQLClusterSpec, cluster_workflow_id
+from api.states import ExitKind
+
+HOST = "127.0.0.1"
+_RECOVERED = re.compile(r"WSREP: Recovered position: ([0-9a-f-]{36}):(-?\d+)")
+
+
+def node_name(cluster: str, ordinal: int) -> str:
+    return f"{cluster}-{ordinal}"
+
+
+def temporal_address() -> str:
+    return os.environ.get("TEMPORAL_ADDRESS", "127.0.0.1:7233")
+
+
+def temporal_namespace() -> str:
+    return os.environ.get("TEMPORAL_NAMESPACE", "default")
+
+
+class LocalRuntime:
+    def __init__(self, home: Path | None = None) -> None:
+        self.home = home or state_home()
+
+    # -- paths and layout ------------------------------------------------------------------
+
+    def _paths(self, cluster: ClusterRef) -> ClusterPaths:
+        return ClusterPaths.of(self.home, cluster.namespace, cluster.name)
+
+    def _node_paths(self, layout: ClusterLayout, node: str) -> NodePaths:
+        return self._paths(layout.cluster).node(node)
+
+    def _slot(self, cluster: ClusterRef) -> SlotPorts:
+        return allocate(self.home / "ports.json", cluster.key)
+
+    def layout(self, cluster: ClusterRef, replicas: int) -> ClusterLayout:
+        ports = self._slot(cluster)
+        layout = ClusterLayout(
+            cluster=cluster,
+            host=HOST,
+            writer_port=ports.writer,
+            reader_port=ports.reader,
+            stats_port=ports.stats,
+            nodes=[
+                NodeLayout(
+                    name=node_name(cluster.name, i), ordinal=i, host=HOST, port=ports.mysql(i)
+                )
+                for i in range(replicas)
+            ],
+        )
+        paths = self._paths(cluster)
+        paths.root.mkdir(parents=True, exist_ok=True)
+        paths.layout.write_text(layout.model_dump_json(indent=2))
+        return layout
+
+    # -- nodes -----------------------------------------------------------------------------
+
+    def provision_node(
+        self, layout: ClusterLayout, node: str, spec: MySQLClusterSpec, bootstrap_candidate: bool
+    ) -> None:
+        paths = self._node_paths(layout, node)
+        paths.root.mkdir(parents=True, exist_ok=True)
+        ordinal = layout.node(node).ordinal
+        ports = self._slot(layout.cluster)
+        config = mycnf.NodeConfig(
+            cluster_name=f"{layout.cluster.namespace}.{layout.cluster.name}",
+            node_name=node,
+            host=HOST,
+            port=ports.mysql(ordinal),
+            galera_port=ports.galera(ordinal),
+            ist_port=ports.ist(ordinal),
+            sst_port=ports.sst(ordinal),
+            peers=tuple(f"{HOST}:{ports.galera(n.ordinal)}" for n in layout.nodes),
+            datadir=str(paths.data),
+            socket=str(paths.socket),
+            pid_file=str(paths.pid),
+            error_log=str(paths.error_log),
+        )
+        _write_if_changed(paths.config, mycnf.render(config, spec))
+        agent = {
+            "node": node,
+            "workflow_id": cluster_workflow_id(layout.cluster.namespace, layout.cluster.name),
+            "temporal_address": temporal_address(),
+            "temporal_namespace": temporal_namespace(),
+            "mycnf": str(paths.config),
+            "socket": str(paths.socket),
+            "pid_file": str(paths.pid),
+            "error_log": str(paths.error_log),
+            "state_file": str(paths.agent_state),
+            "host": HOST,
+            "health_port": ports.agent(ordinal),
+            "haproxy_socket": str(self._paths(layout.cluster).haproxy_socket),
+            "donor_serves": spec.health.serve_from_donor,
+            "os_user": getpass.getuser(),
+        }
+        write_json(paths.agent_config, agent)
+        # Only the node that will bootstrap gets a system tablespace: joiners receive theirs by
+        # SST. Never initialise over existing data.
+        if bootstrap_candidate and not _has_data(paths.data):
+            staging = paths.root / "data.init"
+            shutil.rmtree(staging, ignore_errors=True)  # a half-made init of ours, never data
+            staging.mkdir()
+            result = subprocess.run(
+                [
+                    "mariadb-install-db",
+                    f"--defaults-file={paths.config}",
+                    f"--datadir={staging}",
+                    "--skip-test-db",
+                    "--auth-root-authentication-method=socket",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            if result.returncode != 0:
+                raise RuntimeError(f"mariadb-install-db failed: {result.stderr[-2000:]}")
+            if paths.data.exists():
+                paths.data.rmdir()  # empty by the check above
+            staging.rename(paths.data)
+        paths.data.mkdir(exist_ok=True)
+
+    def start_node(self, layout: ClusterLayout, node: str, bootstrap: bool) -> int:
+        paths = self._node_paths(layout, node)
+        if (pid := _mariadbd_pid(paths)) is not None:
+            self._ensure_agent(paths, bootstrap=False)
+            return pid
+        if bootstrap:
+            _set_safe_to_bootstrap(paths.grastate)
+        paths.pid.unlink(missing_ok=True)
+        paths.agent_state.unlink(missing_ok=True)  # the last run's exit is history now
+        self._spawn_agent(paths, bootstrap)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if (pid := _mariadbd_pid(paths)) is not None:
+                return pid
+            state = read_json(paths.agent_state) or {}
+            if state.get("running") is False:
+                raise RuntimeError(
+                    f"mariadbd on {node} exited at start ({state.get('exit_detail')}): "
+                    f"{_tail(paths.error_log)}"
+                )
+            time.sleep(0.05)
+        raise TimeoutError(f"the agent of {node} did not start mariadbd within 30 s")
+
+    def _ensure_agent(self, paths: NodePaths, bootstrap: bool) -> None:
+        if running_pid(paths.agent_pid, "workers.agent") is None:
+            self._spawn_agent(paths, bootstrap)
+
+    def _spawn_agent(self, paths: NodePaths, bootstrap: bool) -> None:
+        paths.agent_pid.unlink(missing_ok=True)
+        with open(paths.agent_log, "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "workers.agent", str(paths.root)]
+                + (["--bootstrap"] if bootstrap else []),
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # independent of the worker: survives its restarts
+                cwd=Path(__file__).resolve().parents[2],
+            )
+        paths.agent_pid.write_text(str(process.pid))
+
+    def stop_node(self, layout: ClusterLayout, node: str, mode: StopMode, timeout: float) -> None:
+        paths = self._node_paths(layout, node)
+        pid = _mariadbd_pid(paths)
+        if pid is not None:
+            if mode is StopMode.KILL:
+                os.kill(pid, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGCONT)  # a suspended process cannot shut down
+                os.kill(pid, signal.SIGTERM)
+            if not _wait_gone(pid, timeout):
+                raise TimeoutError(f"mariadbd on {node} (pid {pid}) still runs after {timeout} s")
+        agent = running_pid(paths.agent_pid, "workers.agent")
+        if agent is not None and not _wait_gone(agent, 10):
+            os.kill(agent, signal.SIGTERM)
+
+    def process_facts(self, layout: ClusterLayout, node: str) -> ProcessFacts:
+        paths = self._node_paths(layout, node)
+        if not paths.config.exists():
+            return ProcessFacts(alive=False, provisioned=False)
+        pid = _mariadbd_pid(paths)
+        if pid is not None:
+            return ProcessFacts(alive=True, pid=pid, stopped=suspended(pid))
+        state = read_json(paths.agent_state) or {}
+        if state.get("running") is False and state.get("exit_kind"):
+            return ProcessFacts(
+                alive=False,
+                exit_kind=ExitKind(str(state["exit_kind"])),
+                exit_detail=str(state.get("exit_detail")),
+            )
+        judged = exit_kind_from_log(paths.error_log)
+        if judged is None:
+            return ProcessFacts(alive=False, exit_detail="never started")
+        return ProcessFacts(alive=False, exit_kind=judged[0], exit_detail=judged[1])
+
+    def galera_position(self, layout: ClusterLayout, node: str) -> GaleraPosition:
+        paths = self._node_paths(layout, node)
+        if _mariadbd_pid(paths) is not None:
+            raise RuntimeError(f"{node} is running: its position can only be read when stopped")
+        if not _has_data(paths.data):
+            return GaleraPosition(empty=True)
+        position = _read_grastate(paths.grastate)
+        if position.seqno != -1:
+            return position
+        result = subprocess.run(
+            [
+                "mariadbd",
+                f"--defaults-file={paths.config}",
+                "--wsrep-recover",
+                f"--log-error={paths.root / 'wsrep-recover.log'}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        text = (paths.root / "wsrep-recover.log").read_text(errors="replace")
+        found = _RECOVERED.findall(text)
+        if result.returncode != 0 or not found:
+            raise RuntimeError(f"--wsrep-recover on {node} found no position: {text[-1000:]}")
+        uuid, seqno = found[-1]
+        return GaleraPosition(
+            uuid=uuid,
+            seqno=int(seqno),
+            safe_to_bootstrap=position.safe_to_bootstrap,
+            recovered=True,
+        )
+
+    def admin_sql(self, layout: ClusterLayout, node: str, statements: list[str]) -> None:
+        paths = self._node_paths(layout, node)
+        conn = pymysql.connect(
+            unix_socket=str(paths.socket), user=getpass.getuser(), connect_timeout=5
+        )
+        try:
+            with conn.cursor() as cursor:
+                for statement in statements:
+                    cursor.execute(statement)
+            conn.commit()
+        finally:
+            conn.close()
+
+    def remove_node(self, layout: ClusterLayout, node: str, delete_data: bool) -> None:
+        paths = self._node_paths(layout, node)
+        if _mariadbd_pid(paths) is not None:
+            raise RuntimeError(f"{node} still runs; stop it before removing it")
+        if not paths.root.exists():
+            return
+        if delete_data:
+            shutil.rmtree(paths.root)
+            return
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        retired = self._paths(layout.cluster).root / "retired" / f"{node}-{stamp}"
+        retired.parent.mkdir(parents=True, exist_ok=True)
+        paths.root.rename(retired)
+
+    def retire_cluster(self, layout: ClusterLayout, delete_data: bool) -> None:
+        self.stop_load_balancer(layout)
+        paths = self._paths(layout.cluster)
+        release(self.home / "ports.json", layout.cluster.key)
+        if delete_data and paths.root.exists():
+            shutil.rmtree(paths.root)
+
+    # -- load balancer ---------------------------------------------------------------------
+
+    def configure_load_balancer(self, layout: ClusterLayout, members: list[str]) -> None:
+        paths = self._paths(layout.cluster)
+        ports = self._slot(layout.cluster)
+        servers = [
+            haproxy.Server(name=n.name, host=n.host, port=n.port, check_port=ports.agent(n.ordinal))
+            for n in layout.nodes
+            if n.name in members
+        ]
+        text = haproxy.render(
+            cluster=layout.cluster.name,
+            host=HOST,
+            writer_port=ports.writer,
+            reader_port=ports.reader,
+            stats_port=ports.stats,
+            stats_socket=paths.haproxy_socket,
+            state_file=paths.root / "haproxy.state",
+            servers=servers,
+        )
+        changed = _write_if_changed(paths.haproxy_cfg, text)
+        running = running_pid(paths.haproxy_pid, "haproxy")
+        if running is not None and not changed:
+            return
+        check = subprocess.run(
+            ["haproxy", "-c", "-q", "-f", str(paths.haproxy_cfg)], capture_output=True, text=True
+        )
+        if check.returncode != 0:
+            raise RuntimeError(f"invalid HAProxy configuration: {check.stderr[-2000:]}")
+        args = ["haproxy", "-D", "-f", str(paths.haproxy_cfg), "-p", str(paths.haproxy_pid)]
+        if running is not None:
+            haproxy.save_state(paths.haproxy_socket, paths.root / "haproxy.state")
+            args += ["-sf", str(running)]  # graceful reload: old connections finish
+        else:
+            (paths.root / "haproxy.state").unlink(missing_ok=True)
+        subprocess.run(args, check=True, capture_output=True, start_new_session=True)
+        if running is None:
+            # HAProxy starts servers as up; none is until its agent says so.
+            for server in servers:
+                haproxy.mark_down(paths.haproxy_socket, server.name)
+
+    def load_balancer_view(self, layout: ClusterLayout) -> LoadBalancerView:
+        sock = self._paths(layout.cluster).haproxy_socket
+        try:
+            up = haproxy.servers_up(sock, "writer")
+            stuck = haproxy.stuck_writer(sock)
+            ids = haproxy.server_ids(sock, "writer") if stuck is not None else {}
+        except OSError:
+            return LoadBalancerView()
+        writer = ids.get(stuck) if stuck is not None else None
+        if writer not in up:
+            writer = up[0] if up else None
+        return LoadBalancerView(writer=writer, up=up)
+
+    def stop_load_balancer(self, layout: ClusterLayout) -> None:
+        paths = self._paths(layout.cluster)
+        pid = running_pid(paths.haproxy_pid, "haproxy")
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            _wait_gone(pid, 5)
+
+    # -- secrets ---------------------------------------------------------------------------
+
+    def ensure_secret(self, cluster: ClusterRef, key: str) -> None:
+        directory = self._paths(cluster).secrets
+        directory.mkdir(parents=True, exist_ok=True)
+        directory.chmod(0o700)
+        path = directory / key
+        if path.exists():
+            return
+        tmp = directory / f".{key}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(24))
+        tmp.replace(path)
+
+    def read_secret(self, cluster: ClusterRef, key: str) -> str:
+        return (self._paths(cluster).secrets / key).read_text().strip()
+
+    def secret_path(self, cluster: ClusterRef, key: str) -> Path:
+        return self._paths(cluster).secrets / key
+
+
+def _mariadbd_pid(paths: NodePaths) -> int | None:
+    return mariadbd_pid(paths.pid, paths.agent_state)
+
+
+def _has_data(datadir: Path) -> bool:
+    return datadir.is_dir() and any(datadir.iterdir())
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    if path.exists() and path.read_text() == text:
+        return False
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return True
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _tail(path: Path, size: int = 1500) -> str:
+    try:
+        return path.read_text(errors="replace")[-size:]
+    except OSError:
+        return ""
+
+
+def _read_grastate(path: Path) -> GaleraPosition:
+    fields: dict[str, str] = {}
+    try:
+        for line in path.read_text().splitlines():
+            if ":" in line and not line.startswith("#"):
+                key, value = line.split(":", 1)
+                fields[key.strip()] = value.strip()
+    except OSError:
+        return GaleraPosition()
+    return GaleraPosition(
+        uuid=fields.get("uuid"),
+        seqno=int(fields.get("seqno", "-1")),
+        safe_to_bootstrap=fields.get("safe_to_bootstrap") == "1",
+    )
+
+
+def _set_safe_to_bootstrap(grastate: Path) -> None:
+    """Mark the chosen node bootstrappable; the caller has proven it is the most advanced."""
+    if not grastate.exists():
+        return
+    text = grastate.read_text()
+    if "safe_to_bootstrap: 1" in text:
+        return
+    grastate.write_text(re.sub(r"safe_to_bootstrap:\s*0", "safe_to_bootstrap: 1", text))

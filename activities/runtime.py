@@ -1,0 +1,111 @@
+"""The `Runtime` interface: the operations the cluster workflow needs from wherever nodes run.
+
+The local runtime drives real processes on this machine; the Kubernetes runtime drives Pods of a
+StatefulSet. Workflows never see which one runs: they call activities, activities call a Runtime.
+"""
+
+from enum import StrEnum
+from typing import Protocol
+
+from api.base import ApiModel
+from api.cluster import MySQLClusterSpec
+from api.layout import ClusterLayout, ClusterRef, NodeLayout
+from api.states import ExitKind
+
+__all__ = [
+    "ClusterLayout",
+    "ClusterRef",
+    "GaleraPosition",
+    "LoadBalancerView",
+    "NodeLayout",
+    "ProcessFacts",
+    "Runtime",
+    "StopMode",
+]
+
+
+class StopMode(StrEnum):
+    GRACEFUL = "graceful"  # SIGTERM: InnoDB shuts down cleanly, Galera leaves the group
+    KILL = "kill"  # SIGKILL: what a crash or the OOM killer does
+
+
+class ProcessFacts(ApiModel):
+    """What the runtime knows about a node's mariadbd process without talking SQL to it."""
+
+    alive: bool
+    pid: int | None = None
+    stopped: bool = False  # alive but suspended (SIGSTOP): it cannot answer
+    exit_kind: ExitKind | None = None
+    exit_detail: str | None = None
+    provisioned: bool = True
+
+
+class GaleraPosition(ApiModel):
+    """A node's last committed position as read from its data directory."""
+
+    uuid: str | None = None
+    seqno: int = -1
+    safe_to_bootstrap: bool = False
+    recovered: bool = False  # seqno came from `--wsrep-recover`, not grastate.dat
+    empty: bool = False  # no data directory content at all
+
+
+class LoadBalancerView(ApiModel):
+    """Which servers the load balancer sees as up, and which one takes writes now."""
+
+    writer: str | None = None
+    up: list[str] = []
+
+
+class Runtime(Protocol):
+    """Blocking operations; activities run them in threads, never on the event loop."""
+
+    def layout(self, cluster: ClusterRef, replicas: int) -> ClusterLayout:
+        """The cluster's addresses for `replicas` nodes, allocated once and then stable."""
+        ...
+
+    def provision_node(
+        self, layout: ClusterLayout, node: str, spec: MySQLClusterSpec, bootstrap_candidate: bool
+    ) -> None:
+        """Write the node's configuration; initialise a data directory only where none exists."""
+        ...
+
+    def start_node(self, layout: ClusterLayout, node: str, bootstrap: bool) -> int:
+        """Start mariadbd (with its agent); a no-op returning the pid when already running."""
+        ...
+
+    def stop_node(self, layout: ClusterLayout, node: str, mode: StopMode, timeout: float) -> None:
+        """Stop mariadbd and wait for it to exit; a no-op when it is not running."""
+        ...
+
+    def process_facts(self, layout: ClusterLayout, node: str) -> ProcessFacts: ...
+
+    def galera_position(self, layout: ClusterLayout, node: str) -> GaleraPosition:
+        """grastate.dat, and `--wsrep-recover` when its seqno is -1. The node must be stopped."""
+        ...
+
+    def configure_load_balancer(self, layout: ClusterLayout, members: list[str]) -> None:
+        """Route the writer and reader endpoints to `members` (health-checked); idempotent."""
+        ...
+
+    def load_balancer_view(self, layout: ClusterLayout) -> LoadBalancerView: ...
+
+    def stop_load_balancer(self, layout: ClusterLayout) -> None: ...
+
+    def admin_sql(self, layout: ClusterLayout, node: str, statements: list[str]) -> None:
+        """Run administrative statements on one node with the runtime's own admin access."""
+        ...
+
+    def ensure_secret(self, cluster: ClusterRef, key: str) -> None:
+        """Generate the secret `key` once; later calls keep the existing value."""
+        ...
+
+    def read_secret(self, cluster: ClusterRef, key: str) -> str: ...
+
+    def remove_node(self, layout: ClusterLayout, node: str, delete_data: bool) -> None:
+        """Forget a stopped node; its data is kept (moved aside) unless `delete_data`."""
+        ...
+
+    def retire_cluster(self, layout: ClusterLayout, delete_data: bool) -> None:
+        """After every node stopped: release ports and, only if asked, remove the data."""
+        ...

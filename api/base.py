@@ -1,0 +1,71 @@
+"""Shared model configuration: Kubernetes-style camelCase on the wire, strict about unknown fields."""
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+
+class ApiModel(BaseModel):
+    """Base of every API model: camelCase aliases, snake_case attributes, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=False,
+        use_enum_values=False,
+    )
+
+    def dump(self) -> dict[str, object]:
+        """The wire form: camelCase keys, JSON-compatible values."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _dns1123_label(value: str) -> str:
+    if len(value) > 63 or not _DNS1123_LABEL.match(value):
+        raise ValueError(
+            f"{value!r} is not a DNS-1123 label: lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit, at most 63 characters"
+        )
+    return value
+
+
+DNS1123Label = Annotated[str, AfterValidator(_dns1123_label)]
+
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|K|M|G|T)?$")
+_UNITS = {
+    None: 1,
+    "k": 1000,
+    "K": 1000,
+    "M": 1000**2,
+    "G": 1000**3,
+    "T": 1000**4,
+    "Ki": 1024,
+    "Mi": 1024**2,
+    "Gi": 1024**3,
+    "Ti": 1024**4,
+}
+
+
+def quantity_bytes(value: str) -> int:
+    """Bytes in a Kubernetes quantity such as '128Mi' or '1G'."""
+    match = _QUANTITY.match(value)
+    if not match:
+        raise ValueError(
+            f"{value!r} is not a size: use a number with an optional unit "
+            "(Ki, Mi, Gi, Ti, K, M, G, T), e.g. '128Mi'"
+        )
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def _quantity(value: str) -> str:
+    quantity_bytes(value)
+    return value
+
+
+Quantity = Annotated[str, AfterValidator(_quantity)]

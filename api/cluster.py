@@ -1,0 +1,174 @@
+"""The `MySQLCluster` resource: what the user asks for (spec) and what mysqlops reports (status)."""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from api.base import ApiModel, DNS1123Label, Quantity, quantity_bytes
+from api.mysql_options import check_option
+from api.states import ClusterState, ExitKind, NodeState, Phase
+
+API_VERSION: Literal["mysqlops.io/v1alpha1"] = "mysqlops.io/v1alpha1"
+
+ConfigValue = str | int | float | bool
+
+
+class ObjectMeta(ApiModel):
+    """The subset of Kubernetes object metadata mysqlops reads."""
+
+    model_config = ApiModel.model_config | {"extra": "ignore"}
+
+    name: DNS1123Label
+    namespace: DNS1123Label = "default"
+    generation: int | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class MySQLSpec(ApiModel):
+    innodb_buffer_pool_size: Quantity = Field(
+        "64Mi", description="InnoDB buffer pool per node (small by default: many nodes per host)"
+    )
+    config: dict[str, ConfigValue] = Field(
+        default_factory=dict,
+        description="Extra server options (an allow-list; options mysqlops manages are refused)",
+    )
+
+    @field_validator("config")
+    @classmethod
+    def _known_options(cls, config: dict[str, ConfigValue]) -> dict[str, ConfigValue]:
+        return {check_option(name): value for name, value in config.items()}
+
+    @field_validator("innodb_buffer_pool_size")
+    @classmethod
+    def _pool_floor(cls, value: str) -> str:
+        if quantity_bytes(value) < 8 * 1024**2:
+            raise ValueError("must be at least 8Mi")
+        return value
+
+
+class StorageSpec(ApiModel):
+    size: Quantity = Field("1Gi", description="Data volume size per node")
+
+
+class HealthSpec(ApiModel):
+    probe_interval_seconds: float = Field(1.0, ge=0.2, le=10)
+    probe_timeout_seconds: float = Field(1.0, ge=0.2, le=10)
+    report_queue_capacity: int = Field(
+        64, ge=1, le=10_000, description="Passive reports kept; the oldest drop when full"
+    )
+    serve_from_donor: bool = Field(
+        True,
+        description="Keep an SST donor in the load balancer (a mariabackup donor stays writable)",
+    )
+    resync_seconds: int = Field(
+        600,
+        ge=10,
+        le=3600,
+        description="Longest time between two full re-examinations while nothing changes",
+    )
+
+
+class MySQLClusterSpec(ApiModel):
+    replicas: int = Field(3, description="Galera nodes: an odd number from 1 to 9")
+    flavor: Literal["mariadb"] = "mariadb"
+    mysql: MySQLSpec = Field(default_factory=MySQLSpec)
+    storage: StorageSpec = Field(default_factory=StorageSpec)
+    health: HealthSpec = Field(default_factory=HealthSpec)
+    deletion_policy: Literal["Retain", "Delete"] = Field(
+        "Retain", description="Retain keeps the data directories after delete"
+    )
+
+    @field_validator("replicas")
+    @classmethod
+    def _odd_replicas(cls, value: int) -> int:
+        if not 1 <= value <= 9 or value % 2 == 0:
+            raise ValueError(
+                f"must be an odd number from 1 to 9 (a Galera quorum needs a majority), got {value}"
+            )
+        return value
+
+
+class NodeFacts(ApiModel):
+    """What was last observed of one node, the evidence behind its state."""
+
+    process_alive: bool | None = None
+    exit_kind: ExitKind | None = None
+    exit_detail: str | None = None
+    reachable: bool = False
+    wsrep_state: str | None = None  # wsrep_local_state_comment: Synced, Donor/Desynced, Joining...
+    wsrep_cluster_status: str | None = None  # Primary, non-Primary, Disconnected
+    wsrep_ready: bool | None = None
+    seqno: int | None = None  # wsrep_last_committed
+    cluster_size: int | None = None
+    error: str | None = None
+
+
+class NodeStatus(ApiModel):
+    name: str
+    host: str
+    port: int
+    pid: int | None = None
+    state: NodeState = NodeState.UNKNOWN
+    reason: str = ""
+    facts: NodeFacts = Field(default_factory=NodeFacts)
+    since: datetime | None = None
+
+
+class TaskInfo(ApiModel):
+    id: str
+    kind: str
+    requested_at: datetime
+    started_at: datetime | None = None
+    detail: str = ""
+
+
+class Transition(ApiModel):
+    at: datetime
+    subject: str  # "cluster" or a node name
+    from_state: str
+    to_state: str
+    reason: str
+
+
+class Endpoints(ApiModel):
+    host: str
+    writer_port: int
+    reader_port: int
+    stats_port: int | None = None
+
+
+class ClusterStatus(ApiModel):
+    workflow_id: str
+    phase: Phase
+    state: ClusterState
+    writer: str | None = None
+    replicas: int
+    ready_replicas: int = 0
+    nodes: list[NodeStatus] = Field(default_factory=list)
+    current_task: TaskInfo | None = None
+    queued_tasks: list[TaskInfo] = Field(default_factory=list)
+    transitions: list[Transition] = Field(default_factory=list)
+    endpoints: Endpoints | None = None
+    reports_queued: int = 0
+    reports_dropped: int = 0
+    observed_generation: int | None = None
+    message: str = ""
+
+
+class MySQLCluster(ApiModel):
+    api_version: Literal["mysqlops.io/v1alpha1"] = API_VERSION
+    kind: Literal["MySQLCluster"] = "MySQLCluster"
+    metadata: ObjectMeta
+    spec: MySQLClusterSpec = Field(default_factory=MySQLClusterSpec)
+    status: ClusterStatus | None = None
+
+    @property
+    def workflow_id(self) -> str:
+        return cluster_workflow_id(self.metadata.namespace, self.metadata.name)
+
+
+def cluster_workflow_id(namespace: str, name: str) -> str:
+    """The id of the workflow that controls a cluster: `mysqlcluster/<namespace>/<name>`."""
+    return f"mysqlcluster/{namespace}/{name}"

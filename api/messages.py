@@ -1,0 +1,109 @@
+"""Typed payloads of the cluster workflow's input, signals, queries and updates.
+
+Workflow id: `mysqlcluster/<namespace>/<name>` (see `api.cluster.cluster_workflow_id`).
+
+| name          | kind   | payload              | result          |
+|---------------|--------|----------------------|-----------------|
+| `status`      | query  | -                    | `ClusterStatus` |
+| `spec`        | query  | -                    | `MySQLClusterSpec` |
+| `node_report` | signal | `NodeReport`         | -               |
+| `apply_spec`  | update | `ApplySpecRequest`   | `CommandResult` |
+| `stop`        | update | `LifecycleRequest`   | `CommandResult` |
+| `start`       | update | `LifecycleRequest`   | `CommandResult` |
+| `delete`      | update | `LifecycleRequest`   | `CommandResult` |
+
+No payload carries a secret: credentials are referenced by name and read inside activities.
+"""
+
+from datetime import datetime
+
+from pydantic import Field
+
+from api.base import ApiModel
+from api.cluster import MySQLCluster, MySQLClusterSpec, NodeFacts, Transition
+from api.layout import ClusterLayout
+from api.states import NodeState
+
+QUERY_STATUS = "status"
+QUERY_SPEC = "spec"
+SIGNAL_NODE_REPORT = "node_report"
+UPDATE_APPLY_SPEC = "apply_spec"
+UPDATE_STOP = "stop"
+UPDATE_START = "start"
+UPDATE_DELETE = "delete"
+
+
+class NodeReport(ApiModel):
+    """A passive report from a node agent: sent on a transition, never as a heartbeat stream."""
+
+    node: str
+    state: NodeState
+    facts: NodeFacts
+    observed_at: datetime
+    sequence: int = Field(
+        0, description="Per-agent counter: a report older than one seen is dropped"
+    )
+    agent_started_at: datetime | None = None
+
+
+class ApplySpecRequest(ApiModel):
+    spec: MySQLClusterSpec
+    generation: int | None = None
+
+
+class LifecycleRequest(ApiModel):
+    reason: str = ""
+
+
+class CommandResult(ApiModel):
+    accepted: bool
+    task_id: str | None = None
+    message: str = ""
+
+
+class NodeMemory(ApiModel):
+    """What the workflow remembers of one node across continue-as-new."""
+
+    name: str
+    ordinal: int
+    state: NodeState = NodeState.UNKNOWN
+    reason: str = ""
+    facts: NodeFacts = Field(default_factory=NodeFacts)
+    since: datetime | None = None
+    pid: int | None = None
+    evidence_at: datetime | None = None  # when the facts were observed (probe or agent)
+    last_report_sequence: int = -1
+    last_report_agent: datetime | None = None
+
+
+class QueuedTask(ApiModel):
+    id: str
+    kind: str
+    requested_at: datetime
+    spec: MySQLClusterSpec | None = None
+    reason: str = ""
+
+
+class ClusterMemory(ApiModel):
+    """The state carried from one run of the cluster workflow to the next (continue-as-new)."""
+
+    phase: str
+    created: bool = False
+    task_counter: int = 0
+    queue: list[QueuedTask] = Field(default_factory=list)
+    nodes: list[NodeMemory] = Field(default_factory=list)
+    transitions: list[Transition] = Field(default_factory=list)
+    reports: list[NodeReport] = Field(default_factory=list)
+    reports_dropped: int = 0
+    cluster_state: str = "Red"
+    writer: str | None = None
+    observed_generation: int | None = None
+    layout: ClusterLayout | None = None
+    applied_spec: MySQLClusterSpec | None = None  # what the nodes run with now
+    serving: bool = False
+    message: str = ""
+
+
+class ClusterWorkflowInput(ApiModel):
+    cluster: MySQLCluster
+    memory: ClusterMemory | None = None

@@ -1,0 +1,1 @@
+"""Long-running processes: the Temporal worker, the node agent, and the `mysqlops` CLI."""

@@ -1,0 +1,276 @@
+"""The node agent: supervises one run of a node's mariadbd.
+
+It starts mariadbd as its child (so it knows how it ended: exit status or signal), probes it
+over the local socket twice a second, answers HAProxy's health check (200 only when the node is
+Synced in the Primary component, or Donor when allowed), and reports every state transition to
+the cluster workflow as a signal (edge-triggered: a report per change, never a heartbeat
+stream; when Temporal is unreachable only the newest report waits). When mariadbd exits it
+records the exit, takes the node out of HAProxy at once, reports, and ends.
+
+Started detached by the local runtime: `python -m workers.agent NODE_DIR [--bootstrap]`.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+from pydantic import BaseModel
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from activities.local import haproxy
+from activities.local.process import (
+    exit_kind_from_log,
+    exit_kind_from_returncode,
+    mariadbd_pid,
+    read_pid,
+    write_json,
+)
+from activities.probe import Target, probe
+from api.cluster import NodeFacts
+from api.messages import SIGNAL_NODE_REPORT, NodeReport
+from api.states import ExitKind
+from workflows.diagnosis import node_state, serves
+
+PROBE_INTERVAL = 0.5
+log = structlog.get_logger()
+
+
+class AgentConfig(BaseModel):
+    """Written by the local runtime into the node directory as agent.json (no secrets)."""
+
+    node: str
+    workflow_id: str
+    temporal_address: str
+    temporal_namespace: str
+    mycnf: str
+    socket: str
+    pid_file: str
+    error_log: str
+    state_file: str
+    host: str
+    health_port: int
+    haproxy_socket: str
+    donor_serves: bool = False
+    os_user: str
+
+
+class Reporter:
+    """Delivers reports to the workflow in order; while undeliverable, keeps only the newest."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self._config = config
+        self._pending: NodeReport | None = None
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._client: Client | None = None
+
+    def submit(self, report: NodeReport) -> None:
+        self._pending = report
+        self._idle.clear()
+        self._wake.set()
+
+    async def drain(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while (report := self._pending) is not None:
+                try:
+                    await self._send(report)
+                except Exception as error:
+                    log.warning("report undelivered", error=str(error)[:200], retry_in=backoff)
+                    self._client = None
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 10)
+                    continue
+                backoff = 0.5
+                if self._pending is report:
+                    self._pending = None
+            self._idle.set()
+
+    async def _send(self, report: NodeReport) -> None:
+        if self._client is None:
+            self._client = await asyncio.wait_for(
+                Client.connect(
+                    self._config.temporal_address,
+                    namespace=self._config.temporal_namespace,
+                    data_converter=pydantic_data_converter,
+                ),
+                timeout=3,
+            )
+        handle = self._client.get_workflow_handle(self._config.workflow_id)
+        await asyncio.wait_for(handle.signal(SIGNAL_NODE_REPORT, report), timeout=3)
+        log.info("reported", state=report.state.value, sequence=report.sequence)
+
+
+@dataclass
+class Health:
+    healthy: bool = False
+    detail: str = "starting"
+
+
+async def serve_health(config: AgentConfig, health: Health) -> asyncio.Server:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=2)
+        status = "200 OK" if health.healthy else "503 Service Unavailable"
+        body = health.detail.encode()
+        writer.write(
+            f"HTTP/1.0 {status}\r\nContent-Type: text/plain\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+        with contextlib.suppress(Exception):
+            await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(answer, config.host, config.health_port, reuse_address=True)
+
+
+class Mariadbd:
+    """The supervised process: our child, or one adopted from an earlier agent."""
+
+    def __init__(self, config: AgentConfig, bootstrap: bool) -> None:
+        self.config = config
+        adopted = mariadbd_pid(Path(config.pid_file), Path(config.state_file))
+        self.child: subprocess.Popen[bytes] | None = None
+        if adopted is None:
+            args = ["mariadbd", f"--defaults-file={config.mycnf}"]
+            if bootstrap:
+                args.append("--wsrep-new-cluster")
+            with open(config.error_log, "ab") as err:
+                self.child = subprocess.Popen(
+                    args, stdout=err, stderr=err, stdin=subprocess.DEVNULL
+                )
+            self.pid = self.child.pid
+        else:
+            self.pid = adopted
+
+    def exited(self) -> tuple[ExitKind, str] | None:
+        if self.child is not None:
+            code = self.child.poll()
+            return None if code is None else exit_kind_from_returncode(code)
+        if _alive(self.pid):
+            return None
+        return exit_kind_from_log(Path(self.config.error_log)) or (
+            ExitKind.UNCLEAN,
+            "exited while adopted; no clean shutdown recorded",
+        )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return Path(f"/proc/{pid}").exists()
+
+
+async def supervise(config: AgentConfig, bootstrap: bool) -> int:
+    started_at = datetime.now(UTC)
+    health = Health()
+    reporter = Reporter(config)
+    reporter_task = asyncio.create_task(reporter.run())
+    server = await serve_health(config, health)
+    mariadbd = Mariadbd(config, bootstrap)
+    state_file = Path(config.state_file)
+    write_json(state_file, {"pid": mariadbd.pid, "started_at": started_at, "running": True})
+    log.info("supervising", pid=mariadbd.pid, bootstrap=bootstrap)
+    target = Target(user=config.os_user, unix_socket=config.socket)
+    sequence = 0
+    last: tuple[object, ...] | None = None
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    while True:
+        ended = mariadbd.exited()
+        if ended is None:
+            facts = await asyncio.to_thread(probe, target, 1.0)
+            facts.process_alive = True
+        else:
+            facts = NodeFacts(process_alive=False, exit_kind=ended[0], exit_detail=ended[1])
+        state, reason = node_state(facts)
+        health.healthy = serves(facts, config.donor_serves)
+        health.detail = f"{state.value}: {reason}"
+        key = (state, facts.wsrep_state, facts.wsrep_cluster_status, facts.process_alive)
+        if key != last:
+            last = key
+            sequence += 1
+            reporter.submit(
+                NodeReport(
+                    node=config.node,
+                    state=state,
+                    facts=facts,
+                    observed_at=datetime.now(UTC),
+                    sequence=sequence,
+                    agent_started_at=started_at,
+                )
+            )
+        if ended is not None:
+            break
+        if stopping.is_set():
+            log.info("agent stopping; mariadbd keeps running", pid=mariadbd.pid)
+            await reporter.drain(timeout=2)
+            return 0
+        await asyncio.sleep(PROBE_INTERVAL)
+    server.close()
+    with contextlib.suppress(Exception):
+        await asyncio.to_thread(haproxy.mark_down, Path(config.haproxy_socket), config.node)
+    write_json(
+        state_file,
+        {
+            "pid": mariadbd.pid,
+            "started_at": started_at,
+            "running": False,
+            "exit_kind": ended[0].value,
+            "exit_detail": ended[1],
+            "exited_at": datetime.now(UTC),
+        },
+    )
+    log.info("mariadbd exited", kind=ended[0].value, detail=ended[1])
+    await reporter.drain(timeout=5)
+    reporter_task.cancel()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("node_dir", type=Path)
+    parser.add_argument("--bootstrap", action="store_true", help="start a new cluster")
+    args = parser.parse_args(argv)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.processors.JSONRenderer(),
+        ]
+    )
+    config = AgentConfig.model_validate_json((args.node_dir / "agent.json").read_text())
+    pid_file = args.node_dir / "agent.pid"
+    if (other := read_pid(pid_file)) and other != os.getpid() and _alive(other):
+        print(f"an agent already runs for {config.node} (pid {other})", file=sys.stderr)
+        return 1
+    pid_file.write_text(str(os.getpid()))
+    structlog.contextvars.bind_contextvars(node=config.node)
+    return asyncio.run(supervise(config, args.bootstrap))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""The mysqlops worker: runs cluster workflows and their activities on the local runtime.
+
+Stopping it never stops MySQL: cluster processes run in their own sessions, and a new worker
+resumes every workflow where it stood.
+"""
+
+import asyncio
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.cluster import ClusterActivities
+from activities.local.runtime import LocalRuntime
+from activities.runtime import Runtime
+from workers import temporal
+from workflows.cluster import ClusterWorkflow
+
+log = structlog.get_logger()
+
+
+def build_worker(client: Client, runtime: Runtime, executor: ThreadPoolExecutor) -> Worker:
+    activities = ClusterActivities(runtime)
+    return Worker(
+        client,
+        task_queue=temporal.TASK_QUEUE,
+        workflows=[ClusterWorkflow],
+        activities=[
+            activities.cluster_layout,
+            activities.ensure_secrets,
+            activities.provision_node,
+            activities.start_node,
+            activities.stop_node,
+            activities.node_positions,
+            activities.ensure_users,
+            activities.wait_synced,
+            activities.configure_load_balancer,
+            activities.remove_node,
+            activities.retire_cluster,
+            activities.watch_health,
+        ],
+        activity_executor=executor,
+        max_concurrent_activities=64,
+    )
+
+
+async def serve() -> None:
+    client = await temporal.connect()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    with ThreadPoolExecutor(max_workers=64) as executor:
+        worker = build_worker(client, LocalRuntime(), executor)
+        log.info("worker started", address=temporal.address(), task_queue=temporal.TASK_QUEUE)
+        async with worker:
+            await stop.wait()
+    log.info("worker stopped")
+
+
+def main() -> None:
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Temporal workflows: the per-cluster controller and its pure decision logic."""

@@ -1,0 +1,40 @@
+"""Which node may start a new Primary component. Pure, so the rule can be read and tested.
+
+Galera's rule, made strict: bootstrap only from the most advanced node. A node that shut down
+last and cleanly carries `safe_to_bootstrap: 1`; otherwise compare committed positions (seqno
+from grastate.dat or `--wsrep-recover`) within the same cluster history (uuid). A node with an
+empty data directory is never chosen while any node has data. Ties go to the lowest ordinal.
+"""
+
+from dataclasses import dataclass
+
+from activities.messages import NodePosition
+
+
+@dataclass(frozen=True)
+class BootstrapChoice:
+    node: str
+    reason: str
+
+
+class NoSafeBootstrap(Exception):
+    """The positions do not prove one node most advanced: a human must decide."""
+
+
+def choose_bootstrap(positions: list[NodePosition], ordinals: dict[str, int]) -> BootstrapChoice:
+    with_data = [p for p in positions if not p.position.empty]
+    if not with_data:
+        raise NoSafeBootstrap("no node has a data directory")
+    safe = [p for p in with_data if p.position.safe_to_bootstrap]
+    if len(safe) == 1:
+        return BootstrapChoice(safe[0].node, f"{safe[0].node} is marked safe_to_bootstrap")
+    histories = {p.position.uuid for p in with_data if p.position.uuid}
+    if len(histories) > 1:
+        raise NoSafeBootstrap(f"nodes belong to different cluster histories: {sorted(histories)}")
+    best = max(with_data, key=lambda p: (p.position.seqno, -ordinals[p.node]))
+    if best.position.seqno < 0 and len(with_data) > 1:
+        raise NoSafeBootstrap("no node has a known committed position")
+    seen = ", ".join(
+        f"{p.node}={'empty' if p.position.empty else p.position.seqno}" for p in positions
+    )
+    return BootstrapChoice(best.node, f"{best.node} has the highest committed seqno ({seen})")

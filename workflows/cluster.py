@@ -1,0 +1,598 @@
+"""The cluster workflow: one long-running controller per MySQL cluster.
+
+Shape (see docs/design.md): state restored in `@workflow.init`; one main loop that waits for
+work and runs one task at a time from a serialized queue; a health watcher beside it whose
+long-running activity returns only when what it sees changes; passive reports from node
+agents arriving as signals; commands as updates with validators; continue-as-new from the main
+loop only, after every handler finished, carrying the state.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.cluster import ClusterActivities
+    from activities.messages import (
+        LayoutInput,
+        LoadBalancerInput,
+        NodeInput,
+        Observation,
+        PositionsInput,
+        ProvisionInput,
+        RemoveNodeInput,
+        RetireInput,
+        StartInput,
+        StopInput,
+        WaitSyncedInput,
+        WatchInput,
+    )
+    from api.cluster import (
+        ClusterStatus,
+        Endpoints,
+        MySQLCluster,
+        MySQLClusterSpec,
+        NodeStatus,
+        TaskInfo,
+        Transition,
+    )
+    from api.layout import ClusterLayout, ClusterRef
+    from api.messages import (
+        QUERY_SPEC,
+        QUERY_STATUS,
+        SIGNAL_NODE_REPORT,
+        UPDATE_APPLY_SPEC,
+        UPDATE_DELETE,
+        UPDATE_START,
+        UPDATE_STOP,
+        ApplySpecRequest,
+        ClusterMemory,
+        ClusterWorkflowInput,
+        CommandResult,
+        LifecycleRequest,
+        NodeMemory,
+        NodeReport,
+        QueuedTask,
+    )
+    from api.states import ClusterState, NodeState, Phase
+    from workflows.bootstrap import NoSafeBootstrap, choose_bootstrap
+    from workflows.diagnosis import cluster_state, serves
+
+CLUSTER_STATE = SearchAttributeKey.for_keyword("ClusterState")
+TRANSITIONS_KEPT = 50
+MAX_RUN_TIME = timedelta(hours=24)  # continue-as-new at the latest after this long
+
+SHORT = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
+WATCH_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10)
+)
+
+
+class TaskFailed(Exception):
+    """A task could not finish; the reason goes to the status."""
+
+
+@workflow.defn(name="MySQLCluster")
+class ClusterWorkflow:
+    @workflow.init
+    def __init__(self, request: ClusterWorkflowInput) -> None:
+        self.meta = request.cluster.metadata
+        self.spec = request.cluster.spec
+        memory = request.memory or ClusterMemory(phase=Phase.CREATING.value)
+        self.memory = memory
+        self.current: QueuedTask | None = None
+        self.current_started: Any = None
+        self.watcher: asyncio.Task[None] | None = None
+        self.observation: Observation | None = None
+        self.finished = False
+        if request.memory is None:
+            self._enqueue("create", self.spec, "resource applied")
+
+    # -- the main loop ---------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, request: ClusterWorkflowInput) -> ClusterStatus:
+        workflow.upsert_search_attributes([CLUSTER_STATE.value_set(self.memory.cluster_state)])
+        if self.memory.created:
+            self._restart_watcher()
+        while not self.finished:
+            await workflow.wait_condition(
+                lambda: bool(self.memory.queue) or self._time_to_continue_as_new()
+            )
+            if self.memory.queue:
+                await self._run_task(self.memory.queue.pop(0))
+                continue
+            await self._continue_as_new()
+        await self._stop_watcher()
+        return self._status()
+
+    def _time_to_continue_as_new(self) -> bool:
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or (
+            workflow.now() - info.start_time > MAX_RUN_TIME
+        )
+
+    async def _continue_as_new(self) -> None:
+        await self._stop_watcher()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(
+            ClusterWorkflowInput(
+                cluster=self._resource(),
+                memory=self.memory,
+            )
+        )
+
+    def _resource(self) -> MySQLCluster:
+        return MySQLCluster(metadata=self.meta, spec=self.spec)
+
+    async def _run_task(self, task: QueuedTask) -> None:
+        self.current = task
+        self.current_started = workflow.now()
+        handler = self._tasks()[task.kind]
+        workflow.logger.info("task %s started (%s)", task.id, task.reason)
+        try:
+            await handler(task)
+            self.memory.message = ""
+            workflow.logger.info("task %s done", task.id)
+        except (ActivityError, TaskFailed, NoSafeBootstrap) as error:
+            cause = error.cause if isinstance(error, ActivityError) and error.cause else error
+            self.memory.message = f"task {task.id} failed: {cause}"
+            self._transition("cluster", "task", "failed", self.memory.message)
+            workflow.logger.warning(self.memory.message)
+        finally:
+            self.current = None
+
+    def _tasks(self) -> dict[str, Callable[[QueuedTask], Awaitable[None]]]:
+        return {
+            "create": self._create,
+            "apply": self._apply,
+            "stop": self._stop,
+            "start": self._start,
+            "delete": self._delete,
+        }
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    async def _create(self, task: QueuedTask) -> None:
+        spec = task.spec or self.spec
+        self._set_phase(Phase.CREATING)
+        layout = await self._layout(spec.replicas)
+        await self._act(ClusterActivities.ensure_secrets, layout.cluster)
+        for node in layout.nodes:
+            await self._act(
+                ClusterActivities.provision_node,
+                ProvisionInput(
+                    layout=layout, node=node.name, spec=spec, bootstrap_candidate=node.ordinal == 0
+                ),
+            )
+        self._track_nodes(layout)
+        self.memory.applied_spec = spec
+        await self._start_cluster(layout)
+        self.memory.created = True
+        self._set_phase(Phase.RUNNING)
+
+    async def _start_cluster(self, layout: ClusterLayout) -> None:
+        """Bootstrap from the most advanced node, then join the others one at a time."""
+        names = [n.name for n in layout.nodes]
+        await self._survey(layout)
+        running = self._running_nodes()
+        if running and not self.memory.serving:
+            raise TaskFailed(
+                f"nodes {running} run without a Primary component; refusing to bootstrap "
+                "beside them"
+            )
+        if not running:
+            positions = await self._act(
+                ClusterActivities.node_positions, PositionsInput(layout=layout, nodes=names)
+            )
+            choice = choose_bootstrap(positions, {n.name: n.ordinal for n in layout.nodes})
+            self._transition("cluster", "stopped", "bootstrapping", choice.reason)
+            await self._act(
+                ClusterActivities.start_node,
+                StartInput(layout=layout, node=choice.node, bootstrap=True),
+            )
+            await self._act(
+                ClusterActivities.ensure_users, NodeInput(layout=layout, node=choice.node)
+            )
+            await self._wait_synced(layout, choice.node)
+            running = [choice.node]
+        await self._act(
+            ClusterActivities.configure_load_balancer,
+            LoadBalancerInput(layout=layout, members=names),
+        )
+        self._restart_watcher()
+        for name in names:
+            if name in running:
+                continue
+            await self._act(ClusterActivities.start_node, StartInput(layout=layout, node=name))
+            await self._wait_synced(layout, name)
+
+    async def _apply(self, task: QueuedTask) -> None:
+        new = task.spec
+        old = self.memory.applied_spec
+        if new is None or old is None:
+            raise TaskFailed("the cluster was never created")
+        if new.replicas > old.replicas:
+            await self._scale_up(new)
+        if new.mysql != old.mysql:
+            await self._rolling_restart(new)
+        if new.replicas < old.replicas:
+            await self._scale_down(new)
+        if new.health != old.health:
+            self._restart_watcher()
+        self.memory.applied_spec = new
+        self.memory.observed_generation = self.meta.generation
+
+    async def _scale_up(self, spec: MySQLClusterSpec) -> None:
+        layout = await self._layout(spec.replicas)
+        await self._reprovision(layout, spec)
+        self._track_nodes(layout)
+        await self._act(
+            ClusterActivities.configure_load_balancer,
+            LoadBalancerInput(layout=layout, members=[n.name for n in layout.nodes]),
+        )
+        self._restart_watcher()
+        for node in layout.nodes:
+            if node.name not in self._running_nodes():
+                await self._act(
+                    ClusterActivities.start_node, StartInput(layout=layout, node=node.name)
+                )
+                await self._wait_synced(layout, node.name)
+
+    async def _scale_down(self, spec: MySQLClusterSpec) -> None:
+        layout = self._layout_or_fail()
+        keep = [n for n in layout.nodes if n.ordinal < spec.replicas]
+        for node in sorted(layout.nodes, key=lambda n: -n.ordinal):
+            if node.ordinal < spec.replicas:
+                continue
+            members = [n.name for n in layout.nodes if n.ordinal < node.ordinal]
+            await self._act(
+                ClusterActivities.configure_load_balancer,
+                LoadBalancerInput(layout=layout, members=members),
+            )
+            await self._act(ClusterActivities.stop_node, StopInput(layout=layout, node=node.name))
+            await self._act(
+                ClusterActivities.remove_node,
+                RemoveNodeInput(layout=layout, node=node.name, delete_data=False),
+            )
+        smaller = await self._layout(spec.replicas)
+        assert [n.name for n in smaller.nodes] == [n.name for n in keep]
+        await self._reprovision(smaller, spec)
+        self._track_nodes(smaller)
+        self._restart_watcher()
+
+    async def _rolling_restart(self, spec: MySQLClusterSpec) -> None:
+        """New server options: rewrite every my.cnf, then restart one node at a time, the
+        current writer last, each back to Synced before the next."""
+        layout = self._layout_or_fail()
+        await self._reprovision(layout, spec)
+        order = sorted(layout.nodes, key=lambda n: (n.name == self.memory.writer, n.ordinal))
+        for node in order:
+            await self._act(ClusterActivities.stop_node, StopInput(layout=layout, node=node.name))
+            await self._act(
+                ClusterActivities.start_node,
+                StartInput(layout=layout, node=node.name, bootstrap=len(layout.nodes) == 1),
+            )
+            await self._wait_synced(layout, node.name)
+
+    async def _reprovision(self, layout: ClusterLayout, spec: MySQLClusterSpec) -> None:
+        for node in layout.nodes:
+            await self._act(
+                ClusterActivities.provision_node,
+                ProvisionInput(layout=layout, node=node.name, spec=spec),
+            )
+
+    async def _stop(self, task: QueuedTask) -> None:
+        await self._stop_all_nodes()
+        self._set_phase(Phase.STOPPED)
+
+    async def _start(self, task: QueuedTask) -> None:
+        await self._start_cluster(self._layout_or_fail())
+        self._set_phase(Phase.RUNNING)
+
+    async def _delete(self, task: QueuedTask) -> None:
+        self._set_phase(Phase.DELETING)
+        layout = self.memory.layout
+        if layout is not None:
+            await self._stop_all_nodes()
+            await self._stop_watcher()
+            await self._act(
+                ClusterActivities.retire_cluster,
+                RetireInput(layout=layout, delete_data=self.spec.deletion_policy == "Delete"),
+            )
+        self._set_phase(Phase.DELETED)
+        self.memory.queue.clear()
+        self.finished = True
+
+    async def _stop_all_nodes(self) -> None:
+        """Graceful stop, the writer last: the last node down is the one safe to bootstrap."""
+        layout = self._layout_or_fail()
+        order = sorted(layout.nodes, key=lambda n: (n.name == self.memory.writer, -n.ordinal))
+        for node in order:
+            await self._act(ClusterActivities.stop_node, StopInput(layout=layout, node=node.name))
+
+    # -- activities ------------------------------------------------------------------------
+
+    async def _act(
+        self,
+        activity: Callable[..., Any],
+        argument: Any,
+        timeout: timedelta = timedelta(minutes=5),
+        heartbeat: timedelta | None = None,
+    ) -> Any:
+        return await workflow.execute_activity_method(
+            activity,
+            argument,
+            start_to_close_timeout=timeout,
+            heartbeat_timeout=heartbeat,
+            retry_policy=SHORT,
+        )
+
+    async def _layout(self, replicas: int) -> ClusterLayout:
+        cluster = ClusterRef(namespace=self.meta.namespace, name=self.meta.name)
+        layout: ClusterLayout = await self._act(
+            ClusterActivities.cluster_layout, LayoutInput(cluster=cluster, replicas=replicas)
+        )
+        self.memory.layout = layout
+        return layout
+
+    def _layout_or_fail(self) -> ClusterLayout:
+        if self.memory.layout is None:
+            raise TaskFailed("the cluster has no layout yet: it was never created")
+        return self.memory.layout
+
+    async def _wait_synced(self, layout: ClusterLayout, node: str) -> None:
+        await self._act(
+            ClusterActivities.wait_synced,
+            WaitSyncedInput(layout=layout, node=node),
+            timeout=timedelta(minutes=20),
+            heartbeat=timedelta(seconds=30),
+        )
+
+    # -- health ----------------------------------------------------------------------------
+
+    def _restart_watcher(self) -> None:
+        if self.watcher is not None:
+            self.watcher.cancel()
+        if self.memory.layout is not None:
+            self.watcher = asyncio.create_task(self._watch(self.memory.layout))
+
+    async def _survey(self, layout: ClusterLayout) -> None:
+        """Look at every node now, rather than act on what the watcher saw last."""
+        observation: Observation = await self._act(
+            ClusterActivities.watch_health, WatchInput(layout=layout, health=self.spec.health)
+        )
+        self._observe(observation)
+
+    async def _stop_watcher(self) -> None:
+        if self.watcher is not None:
+            self.watcher.cancel()
+            self.watcher = None
+
+    async def _watch(self, layout: ClusterLayout) -> None:
+        baseline: Observation | None = None  # the first watch re-examines everything at once
+        health = self.spec.health
+        while True:
+            observation: Observation = await workflow.execute_activity_method(
+                ClusterActivities.watch_health,
+                WatchInput(layout=layout, health=health, baseline=baseline),
+                start_to_close_timeout=timedelta(seconds=health.resync_seconds + 120),
+                heartbeat_timeout=timedelta(seconds=10),
+                retry_policy=WATCH_RETRY,
+            )
+            baseline = observation
+            self._observe(observation)
+
+    def _observe(self, observation: Observation) -> None:
+        now = workflow.now()
+        self.memory.writer = observation.writer
+        self.memory.serving = observation.serving
+        for seen in observation.nodes:
+            node = self._node(seen.name)
+            if node is None:
+                continue
+            node.facts = seen.facts
+            node.pid = seen.pid
+            node.evidence_at = now
+            self._set_node_state(node, seen.state, seen.reason, "probe")
+        self._update_cluster_state("probe")
+
+    @workflow.signal(name=SIGNAL_NODE_REPORT)
+    def node_report(self, report: NodeReport) -> None:
+        """A passive report: queued (bounded, oldest dropped) and merged if it is news."""
+        self.memory.reports.append(report)
+        capacity = self.spec.health.report_queue_capacity
+        if len(self.memory.reports) > capacity:
+            dropped = len(self.memory.reports) - capacity
+            del self.memory.reports[:dropped]
+            self.memory.reports_dropped += dropped
+        node = self._node(report.node)
+        if node is None:
+            return
+        same_agent = node.last_report_agent == report.agent_started_at
+        if same_agent and report.sequence <= node.last_report_sequence:
+            return  # delivered twice or out of order
+        node.last_report_agent = report.agent_started_at
+        node.last_report_sequence = report.sequence
+        if node.evidence_at is not None and report.observed_at <= node.evidence_at:
+            return  # a probe has seen something newer
+        node.facts = report.facts
+        node.evidence_at = report.observed_at
+        self._set_node_state(node, report.state, f"agent: {report.state.value}", "agent")
+        donor_serves = self.spec.health.serve_from_donor
+        self.memory.serving = any(serves(n.facts, donor_serves) for n in self.memory.nodes)
+        self._update_cluster_state("agent")
+
+    def _set_node_state(self, node: NodeMemory, state: NodeState, reason: str, source: str) -> None:
+        node.reason = reason
+        if node.state is state:
+            return
+        self._transition(node.name, node.state.value, state.value, f"{source}: {reason}")
+        node.state = state
+        node.since = workflow.now()
+
+    def _update_cluster_state(self, source: str) -> None:
+        state = cluster_state(
+            (n.state for n in self.memory.nodes), self.spec.replicas, self.memory.serving
+        )
+        if state.value == self.memory.cluster_state:
+            return
+        green = sum(1 for n in self.memory.nodes if n.state is NodeState.GREEN)
+        self._transition(
+            "cluster",
+            self.memory.cluster_state,
+            state.value,
+            f"{source}: {green} of {self.spec.replicas} nodes Green, "
+            f"{'serving' if self.memory.serving else 'not serving'}",
+        )
+        self.memory.cluster_state = state.value
+        workflow.upsert_search_attributes([CLUSTER_STATE.value_set(state.value)])
+
+    def _track_nodes(self, layout: ClusterLayout) -> None:
+        known = {n.name: n for n in self.memory.nodes}
+        self.memory.nodes = [
+            known.get(n.name) or NodeMemory(name=n.name, ordinal=n.ordinal) for n in layout.nodes
+        ]
+
+    def _node(self, name: str) -> NodeMemory | None:
+        return next((n for n in self.memory.nodes if n.name == name), None)
+
+    def _running_nodes(self) -> list[str]:
+        return [n.name for n in self.memory.nodes if n.facts.process_alive]
+
+    def _transition(self, subject: str, before: str, after: str, reason: str) -> None:
+        self.memory.transitions.append(
+            Transition(
+                at=workflow.now(), subject=subject, from_state=before, to_state=after, reason=reason
+            )
+        )
+        del self.memory.transitions[:-TRANSITIONS_KEPT]
+
+    def _set_phase(self, phase: Phase) -> None:
+        if self.memory.phase != phase.value:
+            self._transition("cluster", self.memory.phase, phase.value, "lifecycle")
+            self.memory.phase = phase.value
+
+    # -- commands --------------------------------------------------------------------------
+
+    def _enqueue(self, kind: str, spec: MySQLClusterSpec | None, reason: str) -> CommandResult:
+        self.memory.task_counter += 1
+        task = QueuedTask(
+            id=f"{kind}-{self.memory.task_counter}",
+            kind=kind,
+            requested_at=workflow.now(),
+            spec=spec,
+            reason=reason,
+        )
+        self.memory.queue.append(task)
+        return CommandResult(accepted=True, task_id=task.id, message=f"queued as {task.id}")
+
+    def _refuse_when_ending(self) -> None:
+        if self.memory.phase in (Phase.DELETING.value, Phase.DELETED.value) or any(
+            t.kind == "delete" for t in self.memory.queue
+        ):
+            raise ValueError("the cluster is being deleted")
+
+    @workflow.update(name=UPDATE_APPLY_SPEC)
+    def apply_spec(self, request: ApplySpecRequest) -> CommandResult:
+        self.spec = request.spec
+        if request.generation is not None:
+            self.meta.generation = request.generation
+        return self._enqueue("apply", request.spec, "spec changed")
+
+    @apply_spec.validator
+    def _validate_apply_spec(self, request: ApplySpecRequest) -> None:
+        self._refuse_when_ending()
+        if request.spec == self.spec:
+            raise ValueError("unchanged: the cluster already has this spec")
+        if request.spec.flavor != self.spec.flavor:
+            raise ValueError("spec.flavor cannot change on an existing cluster")
+
+    @workflow.update(name=UPDATE_STOP)
+    def stop(self, request: LifecycleRequest) -> CommandResult:
+        return self._enqueue("stop", None, request.reason or "stop requested")
+
+    @stop.validator
+    def _validate_stop(self, request: LifecycleRequest) -> None:
+        self._refuse_when_ending()
+
+    @workflow.update(name=UPDATE_START)
+    def start(self, request: LifecycleRequest) -> CommandResult:
+        return self._enqueue("start", None, request.reason or "start requested")
+
+    @start.validator
+    def _validate_start(self, request: LifecycleRequest) -> None:
+        self._refuse_when_ending()
+        if not self.memory.created and not any(t.kind == "create" for t in self.memory.queue):
+            raise ValueError("the cluster was never created")
+
+    @workflow.update(name=UPDATE_DELETE)
+    def delete(self, request: LifecycleRequest) -> CommandResult:
+        return self._enqueue("delete", None, request.reason or "delete requested")
+
+    @delete.validator
+    def _validate_delete(self, request: LifecycleRequest) -> None:
+        self._refuse_when_ending()
+
+    # -- queries ---------------------------------------------------------------------------
+
+    @workflow.query(name=QUERY_SPEC)
+    def current_spec(self) -> MySQLClusterSpec:
+        return self.spec
+
+    @workflow.query(name=QUERY_STATUS)
+    def status(self) -> ClusterStatus:
+        return self._status()
+
+    def _status(self) -> ClusterStatus:
+        layout = self.memory.layout
+        addresses = {n.name: n for n in layout.nodes} if layout else {}
+        current = None
+        if self.current is not None:
+            current = _task_info(self.current)
+            current.started_at = self.current_started
+        return ClusterStatus(
+            workflow_id=workflow.info().workflow_id,
+            phase=Phase(self.memory.phase),
+            state=ClusterState(self.memory.cluster_state),
+            writer=self.memory.writer,
+            replicas=self.spec.replicas,
+            ready_replicas=sum(1 for n in self.memory.nodes if n.state is NodeState.GREEN),
+            nodes=[
+                NodeStatus(
+                    name=n.name,
+                    host=addresses[n.name].host if n.name in addresses else "",
+                    port=addresses[n.name].port if n.name in addresses else 0,
+                    pid=n.pid if n.facts.process_alive else None,
+                    state=n.state,
+                    reason=n.reason,
+                    facts=n.facts,
+                    since=n.since,
+                )
+                for n in self.memory.nodes
+            ],
+            current_task=current,
+            queued_tasks=[_task_info(t) for t in self.memory.queue],
+            transitions=list(self.memory.transitions),
+            endpoints=Endpoints(
+                host=layout.host,
+                writer_port=layout.writer_port,
+                reader_port=layout.reader_port,
+                stats_port=layout.stats_port,
+            )
+            if layout
+            else None,
+            reports_queued=len(self.memory.reports),
+            reports_dropped=self.memory.reports_dropped,
+            observed_generation=self.memory.observed_generation,
+            message=self.memory.message,
+        )
+
+
+def _task_info(task: QueuedTask) -> TaskInfo:
+    return TaskInfo(id=task.id, kind=task.kind, requested_at=task.requested_at, detail=task.reason)
