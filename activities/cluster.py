@@ -43,9 +43,13 @@ APP_PRIVILEGES = (
 )
 
 
+Prober = Callable[[Target, float], NodeFacts]
+
+
 class ClusterActivities:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, prober: Prober = probe) -> None:
         self.runtime = runtime
+        self.probe = prober
 
     @activity.defn
     def cluster_layout(self, request: LayoutInput) -> ClusterLayout:
@@ -183,7 +187,7 @@ class ClusterActivities:
         elif process.stopped:
             facts = NodeFacts(process_alive=True, error="process suspended (SIGSTOP)")
         else:
-            facts = probe(target, timeout)
+            facts = self.probe(target, timeout)
             facts.process_alive = True
         state, reason = node_state(facts)
         return NodeObservation(name=node, pid=process.pid, state=state, reason=reason, facts=facts)

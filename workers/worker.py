@@ -14,18 +14,21 @@ from temporalio.worker import Worker
 
 from activities.cluster import ClusterActivities
 from activities.local.runtime import LocalRuntime
-from activities.runtime import Runtime
 from workers import temporal
 from workflows.cluster import ClusterWorkflow
 
 log = structlog.get_logger()
 
 
-def build_worker(client: Client, runtime: Runtime, executor: ThreadPoolExecutor) -> Worker:
-    activities = ClusterActivities(runtime)
+def build_worker(
+    client: Client,
+    activities: ClusterActivities,
+    executor: ThreadPoolExecutor,
+    task_queue: str = temporal.TASK_QUEUE,
+) -> Worker:
     return Worker(
         client,
-        task_queue=temporal.TASK_QUEUE,
+        task_queue=task_queue,
         workflows=[ClusterWorkflow],
         activities=[
             activities.cluster_layout,
@@ -53,7 +56,7 @@ async def serve() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     with ThreadPoolExecutor(max_workers=64) as executor:
-        worker = build_worker(client, LocalRuntime(), executor)
+        worker = build_worker(client, ClusterActivities(LocalRuntime()), executor)
         log.info("worker started", address=temporal.address(), task_queue=temporal.TASK_QUEUE)
         async with worker:
             await stop.wait()

@@ -1,0 +1,61 @@
+"""workflows/bootstrap.py: which node may bootstrap a new Primary component, and why."""
+
+import pytest
+
+from activities.messages import NodePosition
+from activities.runtime import GaleraPosition
+from workflows.bootstrap import NoSafeBootstrap, choose_bootstrap
+
+UUID = "8f3b1c2e-0000-11ee-9a5b-000000000001"
+ORDINALS = {f"demo-{i}": i for i in range(5)}
+
+
+def pos(
+    node: int, seqno: int = -1, *, safe: bool = False, empty: bool = False, uuid: str | None = UUID
+) -> NodePosition:
+    position = GaleraPosition(
+        uuid=None if empty else uuid, seqno=seqno, safe_to_bootstrap=safe, empty=empty
+    )
+    return NodePosition(node=f"demo-{node}", position=position)
+
+
+@pytest.mark.parametrize(
+    ("positions", "chosen"),
+    [
+        ([pos(0, 10), pos(1, 5, safe=True), pos(2, 9)], "demo-1"),  # safe wins over seqno
+        ([pos(0, 10), pos(1, 12), pos(2, 11)], "demo-1"),
+        ([pos(0, 7), pos(1, 12), pos(2, 12)], "demo-1"),  # tie: lowest ordinal
+        ([pos(2, 12), pos(1, 12), pos(0, 12)], "demo-0"),  # order of input does not matter
+        ([pos(0, 10, safe=True), pos(1, 12, safe=True), pos(2, 3)], "demo-1"),  # two safe: seqno
+        ([pos(0, empty=True), pos(1, 4), pos(2, empty=True)], "demo-1"),
+        ([pos(0, empty=True), pos(1, -1)], "demo-1"),  # the only node with data
+        ([pos(0, 3)], "demo-0"),
+    ],
+)
+def test_choice(positions: list[NodePosition], chosen: str) -> None:
+    assert choose_bootstrap(positions, ORDINALS).node == chosen
+
+
+@pytest.mark.parametrize(
+    "positions",
+    [
+        [pos(0, empty=True), pos(1, empty=True), pos(2, empty=True)],
+        [pos(0, 10), pos(1, 12, uuid="another-history"), pos(2, 11)],
+        [pos(0, -1), pos(1, -1), pos(2, -1)],  # no committed position known anywhere
+    ],
+)
+def test_no_safe_bootstrap(positions: list[NodePosition]) -> None:
+    with pytest.raises(NoSafeBootstrap):
+        choose_bootstrap(positions, ORDINALS)
+
+
+def test_reason_names_choice_and_positions() -> None:
+    choice = choose_bootstrap([pos(0, 7), pos(1, 12), pos(2, empty=True)], ORDINALS)
+    assert choice.reason.startswith("demo-1 ")
+    for seen in ("demo-0=7", "demo-1=12", "demo-2=empty"):
+        assert seen in choice.reason
+
+
+def test_safe_reason_names_node() -> None:
+    choice = choose_bootstrap([pos(0, 7), pos(1, 3, safe=True)], ORDINALS)
+    assert "demo-1" in choice.reason and "safe_to_bootstrap" in choice.reason

@@ -1,0 +1,68 @@
+"""`mysqlops apply` refuses bad input with exit status 2, naming the field, before any change."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from workers.cli import UsageError, load_resources
+
+ROOT = Path(__file__).parents[2]
+GOOD = """\
+apiVersion: mysqlops.io/v1alpha1
+kind: MySQLCluster
+metadata:
+  name: demo
+spec:
+  replicas: 3
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        (GOOD + "  replicaz: 3\n", "spec.replicaz"),
+        (GOOD.replace("replicas: 3", "replicas: 2"), "spec.replicas"),
+        (GOOD.replace("name: demo", "name: Demo"), "metadata.name"),
+        (GOOD + "  storage:\n    size: 10GB\n", "spec.storage.size"),
+        (GOOD + "  mysql:\n    config:\n      wsrep_provider: none\n", "spec.mysql.config"),
+        ("kind: MySQLCluster\nspec: [unclosed\n", "not valid YAML"),
+        (None, "cannot read"),  # missing file
+        (GOOD.replace("kind: MySQLCluster", "kind: Deployment"), "kind"),
+        (GOOD + "status:\n  phase: Running\n", "status"),
+    ],
+)
+def test_apply_refuses(tmp_path: Path, text: str | None, names: str) -> None:
+    path = tmp_path / "cluster.yaml"
+    if text is not None:
+        path.write_text(text)
+    home = tmp_path / "home"
+    env = os.environ | {"TEMPORAL_ADDRESS": "127.0.0.1:1", "MYSQLOPS_HOME": str(home)}
+    code = "from workers.cli import main; main()"
+    result = subprocess.run(
+        [sys.executable, "-c", code, "apply", "-f", str(path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert names in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not home.exists()
+
+
+def test_one_bad_document_refuses_the_whole_file(tmp_path: Path) -> None:
+    path = tmp_path / "two.yaml"
+    path.write_text(GOOD + "---\n" + GOOD.replace("replicas: 3", "replicas: 4"))
+    with pytest.raises(UsageError, match=r"spec\.replicas"):
+        load_resources(path)
+
+
+def test_every_document_is_loaded(tmp_path: Path) -> None:
+    path = tmp_path / "two.yaml"
+    path.write_text(GOOD + "---\n" + GOOD.replace("name: demo", "name: other"))
+    assert [c.metadata.name for c in load_resources(path)] == ["demo", "other"]

@@ -1,0 +1,129 @@
+"""my.cnf and haproxy.cfg rendering, and port slot allocation."""
+
+import random
+import re
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from activities.local import haproxy, mycnf, ports
+from api.cluster import MySQLClusterSpec
+
+PEERS = ("127.0.0.1:33020", "127.0.0.1:33021", "127.0.0.1:33022")
+
+
+def node(run_as_root: bool) -> mycnf.NodeConfig:
+    return mycnf.NodeConfig(
+        cluster_name="default-demo",
+        node_name="demo-0",
+        host="127.0.0.1",
+        port=33010,
+        galera_port=33020,
+        ist_port=33030,
+        sst_port=33040,
+        peers=PEERS,
+        datadir="/tmp/demo-0/data",
+        socket="/tmp/demo-0/mariadbd.sock",
+        pid_file="/tmp/demo-0/mariadbd.pid",
+        error_log="/tmp/demo-0/error.log",
+        run_as_root=run_as_root,
+    )
+
+
+def settings(text: str) -> dict[str, str]:
+    return dict(re.findall(r"^(\w+) = (.*)$", text, re.M))
+
+
+@pytest.mark.parametrize("run_as_root", [False, True])
+def test_mycnf(run_as_root: bool) -> None:
+    spec = MySQLClusterSpec.model_validate({"mysql": {"config": {"wait-timeout": 120}}})
+    text = mycnf.render(node(run_as_root), spec)
+    found = settings(text)
+    assert "[mariadbd]" in text
+    assert found["innodb_flush_log_at_trx_commit"] == "1"
+    assert found["wsrep_sst_method"] == "mariabackup"
+    assert found["wsrep_cluster_address"] == "gcomm://" + ",".join(PEERS)
+    assert found["innodb_buffer_pool_size"] == str(64 * 1024**2)
+    assert found["wait_timeout"] == "120"
+    assert ("user" in found) is run_as_root
+    if run_as_root:
+        assert found["user"] == "root"
+
+
+def render_haproxy(tmp_path: Path) -> str:
+    servers = [haproxy.Server(f"demo-{i}", "127.0.0.1", 33010 + i, 33050 + i) for i in range(3)]
+    return haproxy.render(
+        cluster="demo",
+        host="127.0.0.1",
+        writer_port=33006,
+        reader_port=33007,
+        stats_port=33008,
+        stats_socket=tmp_path / "haproxy.sock",
+        state_file=tmp_path / "haproxy.state",
+        servers=servers,
+    )
+
+
+def backend(text: str, name: str) -> list[str]:
+    """The indented lines of the section that starts with `backend <name>`."""
+    section = re.search(rf"^backend {name}\n((?:[ \t].*\n)*)", text, re.M)
+    assert section, f"no backend {name}"
+    return section.group(1).splitlines()
+
+
+def test_haproxy_backends(tmp_path: Path) -> None:
+    text = render_haproxy(tmp_path)
+    writer = backend(text, "writer")
+    reader = backend(text, "reader")
+    writer_servers = [line for line in writer if "server " in line]
+    reader_servers = [line for line in reader if "server " in line]
+    assert len(writer_servers) == len(reader_servers) == 3
+    assert not writer_servers[0].endswith(" backup")
+    assert all(line.endswith(" backup") for line in writer_servers[1:])
+    assert any("stick-table" in line for line in writer)
+    assert any("stick on" in line for line in writer)
+    assert not any("backup" in line for line in reader_servers)
+    assert all("inter 1s" in line for line in writer_servers + reader_servers)
+
+
+def test_haproxy_accepts_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(render_haproxy(tmp_path))
+    result = subprocess.run(
+        ["/usr/sbin/haproxy", "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture
+def base(monkeypatch: pytest.MonkeyPatch) -> int:
+    value = random.randrange(20000, 40000, ports.SLOT_SIZE)
+    monkeypatch.setenv("MYSQLOPS_PORT_BASE", str(value))
+    return value
+
+
+def test_allocate_is_stable_and_reusable(tmp_path: Path, base: int) -> None:
+    registry = tmp_path / "ports.json"
+    first = ports.allocate(registry, "default/a")
+    assert ports.allocate(registry, "default/a") == first
+    second = ports.allocate(registry, "default/b")
+    assert second != first
+    assert {first.base, second.base} <= {base + ports.SLOT_SIZE * s for s in range(ports.MAX_SLOTS)}
+    ports.release(registry, "default/a")
+    assert ports.allocate(registry, "default/c") == first
+
+
+def test_allocate_skips_occupied_slot(tmp_path: Path, base: int) -> None:
+    expected = next(
+        ports.SlotPorts(base + ports.SLOT_SIZE * s)
+        for s in range(ports.MAX_SLOTS)
+        if all(ports._free(p) for p in ports.SlotPorts(base + ports.SLOT_SIZE * s).all())
+    )
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", expected.mysql(1)))
+        busy.listen()
+        got = ports.allocate(tmp_path / "ports.json", "default/a")
+    assert got.base > expected.base
+    assert expected.mysql(1) not in got.all()

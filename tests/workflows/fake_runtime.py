@@ -1,0 +1,131 @@
+"""A scripted in-memory Runtime: the cluster workflow's edge cases without real processes."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass, field
+
+from activities.probe import Target
+from activities.runtime import (
+    ClusterLayout,
+    ClusterRef,
+    GaleraPosition,
+    LoadBalancerView,
+    NodeLayout,
+    ProcessFacts,
+    StopMode,
+)
+from api.cluster import MySQLClusterSpec, NodeFacts
+from api.states import ExitKind
+
+
+@dataclass
+class FakeNode:
+    name: str
+    port: int
+    has_data: bool = False
+    running: bool = False
+    pid: int | None = None
+    exit_kind: ExitKind | None = None
+    seqno: int = 0
+    safe_to_bootstrap: bool = False
+
+
+@dataclass
+class FakeRuntime:
+    nodes: dict[str, FakeNode] = field(default_factory=dict)
+    calls: list[tuple[object, ...]] = field(default_factory=list)
+    members: list[str] = field(default_factory=list)
+    secrets: dict[str, str] = field(default_factory=dict)
+    gate: threading.Event = field(default_factory=threading.Event)
+    gated_node: str | None = None  # start_node of this node waits for `gate`
+    _pids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
+
+    def layout(self, cluster: ClusterRef, replicas: int) -> ClusterLayout:
+        nodes = [
+            NodeLayout(name=f"{cluster.name}-{i}", ordinal=i, host="127.0.0.1", port=4000 + i)
+            for i in range(replicas)
+        ]
+        for node in nodes:
+            self.nodes.setdefault(node.name, FakeNode(node.name, node.port))
+        return ClusterLayout(
+            cluster=cluster, host="127.0.0.1", writer_port=3999, reader_port=3998, nodes=nodes
+        )
+
+    def provision_node(
+        self, layout: ClusterLayout, node: str, spec: MySQLClusterSpec, bootstrap_candidate: bool
+    ) -> None:
+        self.calls.append(("provision", node, bootstrap_candidate))
+        if bootstrap_candidate:
+            self.nodes[node].has_data = True
+
+    def start_node(self, layout: ClusterLayout, node: str, bootstrap: bool) -> int:
+        if node == self.gated_node:
+            assert self.gate.wait(60), "test never opened the gate"
+        state = self.nodes[node]
+        if not state.running:
+            self.calls.append(("start", node, bootstrap))
+            state.running, state.pid, state.has_data = True, next(self._pids), True
+            state.exit_kind = None
+        assert state.pid is not None
+        return state.pid
+
+    def stop_node(self, layout: ClusterLayout, node: str, mode: StopMode, timeout: float) -> None:
+        self.calls.append(("stop", node, mode.value))
+        self.crash(node, ExitKind.CLEAN if mode is StopMode.GRACEFUL else ExitKind.UNCLEAN)
+
+    def crash(self, node: str, kind: ExitKind = ExitKind.UNCLEAN) -> None:
+        state = self.nodes[node]
+        if state.running:
+            state.running, state.exit_kind = False, kind
+
+    def process_facts(self, layout: ClusterLayout, node: str) -> ProcessFacts:
+        state = self.nodes[node]
+        return ProcessFacts(alive=state.running, pid=state.pid, exit_kind=state.exit_kind)
+
+    def galera_position(self, layout: ClusterLayout, node: str) -> GaleraPosition:
+        state = self.nodes[node]
+        assert not state.running
+        return GaleraPosition(
+            uuid="u", seqno=state.seqno, safe_to_bootstrap=state.safe_to_bootstrap,
+            empty=not state.has_data,
+        )
+
+    def configure_load_balancer(self, layout: ClusterLayout, members: list[str]) -> None:
+        self.calls.append(("lb", tuple(members)))
+        self.members = members
+
+    def load_balancer_view(self, layout: ClusterLayout) -> LoadBalancerView:
+        up = [m for m in self.members if self.nodes[m].running]
+        return LoadBalancerView(writer=up[0] if up else None, up=up)
+
+    def stop_load_balancer(self, layout: ClusterLayout) -> None:
+        self.calls.append(("lb-stop",))
+
+    def admin_sql(self, layout: ClusterLayout, node: str, statements: list[str]) -> None:
+        self.calls.append(("users", node))
+
+    def ensure_secret(self, cluster: ClusterRef, key: str) -> None:
+        self.secrets.setdefault(key, f"s3cr3t-{key}-{len(self.secrets)}-value")
+
+    def read_secret(self, cluster: ClusterRef, key: str) -> str:
+        return self.secrets[key]
+
+    def remove_node(self, layout: ClusterLayout, node: str, delete_data: bool) -> None:
+        self.calls.append(("remove", node, delete_data))
+        self.nodes.pop(node)
+
+    def retire_cluster(self, layout: ClusterLayout, delete_data: bool) -> None:
+        self.calls.append(("retire", delete_data))
+
+    def probe(self, target: Target, timeout: float) -> NodeFacts:
+        node = next(n for n in self.nodes.values() if n.port == target.port)
+        if not node.running:
+            return NodeFacts(reachable=False, error="connection refused")
+        return NodeFacts(
+            reachable=True, wsrep_state="Synced", wsrep_cluster_status="Primary",
+            wsrep_ready=True, seqno=node.seqno, cluster_size=sum(
+                1 for n in self.nodes.values() if n.running
+            ),
+        )

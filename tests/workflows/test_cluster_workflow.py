@@ -1,0 +1,260 @@
+"""The cluster workflow against a real Temporal dev server, with a scripted in-memory runtime."""
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+
+from activities.cluster import ClusterActivities
+from api.cluster import ClusterStatus, MySQLCluster, MySQLClusterSpec, NodeFacts
+from api.messages import (
+    QUERY_STATUS,
+    SIGNAL_NODE_REPORT,
+    UPDATE_APPLY_SPEC,
+    UPDATE_DELETE,
+    ApplySpecRequest,
+    ClusterWorkflowInput,
+    CommandResult,
+    LifecycleRequest,
+    NodeReport,
+)
+from api.states import ExitKind, NodeState
+from tests.conftest import start_temporal
+from tests.workflows.fake_runtime import FakeRuntime
+from workers.worker import build_worker
+from workflows.cluster import CLUSTER_STATE, ClusterWorkflow
+
+
+@dataclass
+class Harness:
+    client: Client
+    runtime: FakeRuntime
+    task_queue: str
+
+    async def start(self, replicas: int = 3, **spec: object) -> WorkflowHandle[object, object]:
+        cluster = MySQLCluster.model_validate(
+            {
+                "metadata": {"name": f"c{uuid.uuid4().hex[:8]}"},
+                "spec": {"replicas": replicas, "health": {"probeIntervalSeconds": 0.2}, **spec},
+            }
+        )
+        return await self.client.start_workflow(
+            ClusterWorkflow.run,
+            ClusterWorkflowInput(cluster=cluster),
+            id=cluster.workflow_id,
+            task_queue=self.task_queue,
+        )
+
+
+async def status(handle: WorkflowHandle[object, object]) -> ClusterStatus:
+    result: ClusterStatus = await handle.query(QUERY_STATUS, result_type=ClusterStatus)
+    return result
+
+
+async def until(
+    handle: WorkflowHandle[object, object],
+    check: Callable[[ClusterStatus], bool],
+    timeout: float = 30,
+) -> ClusterStatus:
+    async def poll() -> ClusterStatus:
+        while True:
+            current = await status(handle)
+            if check(current):
+                return current
+            await asyncio.sleep(0.1)
+
+    return await asyncio.wait_for(poll(), timeout)
+
+
+def spec_with(replicas: int) -> MySQLClusterSpec:
+    return MySQLClusterSpec.model_validate(
+        {"replicas": replicas, "health": {"probeIntervalSeconds": 0.2}}
+    )
+
+
+def green_and_idle(s: ClusterStatus) -> bool:
+    return s.state.value == "Green" and s.current_task is None and not s.queued_tasks
+
+
+async def history_json(handle: WorkflowHandle[object, object]) -> str:
+    return (await handle.fetch_history()).to_json()
+
+
+async def running_harness(env: WorkflowEnvironment) -> AsyncIterator[Harness]:
+    runtime = FakeRuntime()
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    activities = ClusterActivities(runtime, prober=runtime.probe)
+    with ThreadPoolExecutor(max_workers=64) as executor:
+        async with build_worker(env.client, activities, executor, task_queue=queue):
+            yield Harness(env.client, runtime, queue)
+        runtime.gate.set()
+
+
+@pytest_asyncio.fixture
+async def harness(temporal_env: WorkflowEnvironment) -> AsyncIterator[Harness]:
+    async for h in running_harness(temporal_env):
+        yield h
+
+
+async def test_create_bootstraps_first_node_then_joins_the_rest(harness: Harness) -> None:
+    handle = await harness.start()
+    done = await until(handle, green_and_idle)
+    assert [n.state for n in done.nodes] == [NodeState.GREEN] * 3
+    assert done.phase.value == "Running" and done.writer == done.nodes[0].name
+    names = [n.name for n in done.nodes]
+    starts = [c for c in harness.runtime.calls if c[0] == "start"]
+    assert starts == [("start", names[0], True), ("start", names[1], False),
+                      ("start", names[2], False)]
+    calls = harness.runtime.calls
+    users = calls.index(("users", names[0]))
+    assert calls.index(starts[0]) < users < calls.index(starts[1])  # users ride the SSTs
+    description = await handle.describe()
+    assert description.typed_search_attributes.get(CLUSTER_STATE) == "Green"
+
+
+async def test_commands_wait_their_turn_and_are_visible(harness: Harness) -> None:
+    handle = await harness.start()
+    first = await until(handle, lambda s: len(s.nodes) == 3)
+    harness.runtime.gated_node = first.nodes[2].name  # the last join blocks
+    bigger = spec_with(5)
+    result = await handle.execute_update(
+        UPDATE_APPLY_SPEC, ApplySpecRequest(spec=bigger), result_type=CommandResult
+    )
+    queued = await status(handle)
+    assert queued.current_task is not None and queued.current_task.kind == "create"
+    assert [t.id for t in queued.queued_tasks] == [result.task_id]
+    harness.runtime.gate.set()
+    done = await until(handle, lambda s: green_and_idle(s) and len(s.nodes) == 5)
+    assert done.replicas == 5 and done.ready_replicas == 5
+
+
+async def test_refused_update_writes_nothing(harness: Harness) -> None:
+    handle = await harness.start(replicas=1)
+    await until(handle, green_and_idle)
+    same = (await status(handle)).replicas
+    before = len((await handle.fetch_history()).events)
+    spec = spec_with(same)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(UPDATE_APPLY_SPEC, ApplySpecRequest(spec=spec))
+    assert "unchanged" in str(refused.value.cause)
+    assert len((await handle.fetch_history()).events) == before
+
+
+async def test_agent_reports_are_merged_and_bounded(harness: Harness) -> None:
+    handle = await harness.start(
+        replicas=3, health={"probeIntervalSeconds": 0.2, "reportQueueCapacity": 3}
+    )
+    ready = await until(handle, green_and_idle)
+    victim = ready.nodes[1].name
+    agent = datetime.now(UTC)
+
+    def report(sequence: int, observed_at: datetime) -> NodeReport:
+        return NodeReport(
+            node=victim,
+            state=NodeState.RED_UNCLEAN,
+            facts=NodeFacts(process_alive=False, exit_kind=ExitKind.UNCLEAN),
+            observed_at=observed_at,
+            sequence=sequence,
+            agent_started_at=agent,
+        )
+
+    stale = datetime(2000, 1, 1, tzinfo=UTC)  # older than every probe: evidence, not news
+    for sequence in range(1, 5):
+        await handle.signal(SIGNAL_NODE_REPORT, report(sequence, stale))
+    seen = await until(handle, lambda s: s.reports_queued + s.reports_dropped == 4)
+    assert (seen.reports_queued, seen.reports_dropped) == (3, 1)
+    assert not any(t.subject == victim and t.reason.startswith("agent") for t in seen.transitions)
+
+    await handle.signal(SIGNAL_NODE_REPORT, report(5, datetime.now(UTC)))
+    seen = await until(handle, lambda s: s.reports_dropped == 2)
+    assert any(
+        t.subject == victim and t.to_state == "Red-unclean" and t.reason.startswith("agent")
+        for t in seen.transitions
+    ), "a fresh agent report changes the node's state at once"
+
+
+async def test_a_killed_node_is_red_unclean_and_the_cluster_yellow(harness: Harness) -> None:
+    handle = await harness.start()
+    ready = await until(handle, green_and_idle)
+    victim = ready.nodes[0].name
+    harness.runtime.crash(victim)
+    seen = await until(handle, lambda s: s.nodes[0].state is NodeState.RED_UNCLEAN)
+    assert seen.state.value == "Yellow"
+    assert seen.writer != victim
+    assert any(t.subject == victim and t.to_state == "Red-unclean" for t in seen.transitions)
+    description = await handle.describe()
+    assert description.typed_search_attributes.get(CLUSTER_STATE) == "Yellow"
+
+
+async def test_scale_down_removes_highest_ordinals_one_at_a_time(harness: Harness) -> None:
+    handle = await harness.start()
+    ready = await until(handle, green_and_idle)
+    names = [n.name for n in ready.nodes]
+    one = spec_with(1)
+    await handle.execute_update(UPDATE_APPLY_SPEC, ApplySpecRequest(spec=one))
+    done = await until(handle, lambda s: green_and_idle(s) and len(s.nodes) == 1)
+    assert [n.name for n in done.nodes] == names[:1]
+    removed = [c for c in harness.runtime.calls if c[0] in ("stop", "remove")]
+    assert removed == [
+        ("stop", names[2], "graceful"), ("remove", names[2], False),
+        ("stop", names[1], "graceful"), ("remove", names[1], False),
+    ]
+
+
+async def test_delete_stops_gracefully_keeps_data_and_ends(harness: Harness) -> None:
+    handle = await harness.start()
+    await until(handle, green_and_idle)
+    await handle.execute_update(UPDATE_DELETE, LifecycleRequest(reason="test"))
+    final = await asyncio.wait_for(handle.result(), 30)
+    assert ClusterStatus.model_validate(final).phase.value == "Deleted"
+    calls = harness.runtime.calls
+    assert [c for c in calls if c[0] == "stop"] and all(
+        c[2] == "graceful" for c in calls if c[0] == "stop"
+    )
+    assert calls[-1] == ("retire", False)
+
+
+async def test_no_secret_reaches_the_history(harness: Harness) -> None:
+    handle = await harness.start()
+    await until(handle, green_and_idle)
+    text = await history_json(handle)
+    assert harness.runtime.secrets
+    for secret in harness.runtime.secrets.values():
+        assert secret not in text
+
+
+async def test_continue_as_new_carries_state_and_loses_no_signal() -> None:
+    env = await start_temporal(
+        "--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=60"
+    )
+    try:
+        async for h in running_harness(env):
+            handle = await h.start()
+            await until(handle, green_and_idle)
+            first_run = (await handle.describe()).run_id
+            agent = datetime.now(UTC)
+            sent = 0
+            for sequence in range(1, 41):
+                await handle.signal(
+                    SIGNAL_NODE_REPORT,
+                    NodeReport(
+                        node="unknown-node", state=NodeState.GREEN, facts=NodeFacts(),
+                        observed_at=datetime.now(UTC), sequence=sequence, agent_started_at=agent,
+                    ),
+                )
+                sent += 1
+            latest = h.client.get_workflow_handle(handle.id)
+            after = await until(latest, lambda s: s.reports_queued + s.reports_dropped == sent)
+            assert (await latest.describe()).run_id != first_run
+            assert after.state.value == "Green" and len(after.nodes) == 3
+            assert any(t.to_state == "Running" for t in after.transitions)
+    finally:
+        await env.shutdown()
