@@ -12,10 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 from temporalio import activity
 
 from activities.messages import (
-    APP_SECRET,
-    APP_USER,
-    MONITOR_SECRET,
-    MONITOR_USER,
     LayoutInput,
     LoadBalancerInput,
     NodeInput,
@@ -33,15 +29,9 @@ from activities.messages import (
 )
 from activities.probe import Target, probe
 from activities.runtime import ClusterLayout, ClusterRef, Runtime
+from activities.users import APP_SECRET, MONITOR_SECRET, MONITOR_USER, user_statements
 from api.cluster import NodeFacts
 from workflows.diagnosis import node_state, serves
-
-APP_PRIVILEGES = (
-    "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, CREATE TEMPORARY TABLES, "
-    "LOCK TABLES, EXECUTE, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, EVENT, "
-    "TRIGGER, REFERENCES"
-)
-
 
 Prober = Callable[[Target, float], NodeFacts]
 
@@ -87,16 +77,7 @@ class ClusterActivities:
         cluster = request.layout.cluster
         app = self.runtime.read_secret(cluster, APP_SECRET)
         monitor = self.runtime.read_secret(cluster, MONITOR_SECRET)
-        statements = [
-            "DROP USER IF EXISTS ''@'localhost'",
-            f"DROP USER IF EXISTS ''@'{_hostname()}'",
-            f"CREATE USER IF NOT EXISTS '{APP_USER}'@'%' IDENTIFIED BY '{app}'",
-            f"ALTER USER '{APP_USER}'@'%' IDENTIFIED BY '{app}'",
-            f"GRANT {APP_PRIVILEGES} ON *.* TO '{APP_USER}'@'%'",
-            f"CREATE USER IF NOT EXISTS '{MONITOR_USER}'@'%' IDENTIFIED BY '{monitor}'",
-            f"ALTER USER '{MONITOR_USER}'@'%' IDENTIFIED BY '{monitor}'",
-            f"GRANT PROCESS, REPLICA MONITOR ON *.* TO '{MONITOR_USER}'@'%'",
-        ]
+        statements = user_statements(app, monitor, socket.gethostname())
         _until(
             lambda: self.runtime.admin_sql(request.layout, request.node, statements),
             timeout=120,
@@ -191,10 +172,6 @@ class ClusterActivities:
             facts.process_alive = True
         state, reason = node_state(facts)
         return NodeObservation(name=node, pid=process.pid, state=state, reason=reason, facts=facts)
-
-
-def _hostname() -> str:
-    return socket.gethostname()
 
 
 def _until(

@@ -5,11 +5,6 @@ from api.base import ApiModel
 from api.cluster import HealthSpec, MySQLClusterSpec, NodeFacts
 from api.states import NodeState
 
-APP_USER = "app"
-MONITOR_USER = "mysqlops_monitor"
-APP_SECRET = "app-password"
-MONITOR_SECRET = "monitor-password"
-
 
 class LayoutInput(ApiModel):
     cluster: ClusterRef

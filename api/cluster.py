@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from api.base import ApiModel, DNS1123Label, Quantity, quantity_bytes
-from api.mysql_options import check_option
+from api.mysql_options import check_option, check_value
 from api.states import ClusterState, ExitKind, NodeState, Phase
 
 API_VERSION: Literal["mysqlops.io/v1alpha1"] = "mysqlops.io/v1alpha1"
@@ -38,7 +38,10 @@ class MySQLSpec(ApiModel):
     @field_validator("config")
     @classmethod
     def _known_options(cls, config: dict[str, ConfigValue]) -> dict[str, ConfigValue]:
-        return {check_option(name): value for name, value in config.items()}
+        checked = {check_option(name): value for name, value in config.items()}
+        for name, value in checked.items():
+            check_value(name, value)
+        return checked
 
     @field_validator("innodb_buffer_pool_size")
     @classmethod

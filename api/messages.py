@@ -38,6 +38,7 @@ class NodeReport(ApiModel):
 
     node: str
     state: NodeState
+    reason: str = ""
     facts: NodeFacts
     observed_at: datetime
     sequence: int = Field(

@@ -13,6 +13,8 @@ MANAGED: frozenset[str] = frozenset(
         "datadir",
         "default_storage_engine",
         "innodb_autoinc_lock_mode",
+        "innodb_buffer_pool_size",  # spec.mysql.innodbBufferPoolSize
+        "innodb_flush_log_at_trx_commit",  # 1: acknowledged commits survive crashes
         "log_error",
         "pid_file",
         "port",
@@ -36,8 +38,6 @@ TUNABLE: frozenset[str] = frozenset(
         "character_set_server",
         "collation_server",
         "connect_timeout",
-        "innodb_buffer_pool_size",
-        "innodb_flush_log_at_trx_commit",
         "innodb_flush_method",
         "innodb_io_capacity",
         "innodb_lock_wait_timeout",
@@ -81,3 +81,9 @@ def check_option(option: str) -> str:
     if name not in TUNABLE:
         raise ValueError(f"unknown MySQL option {option!r}; allowed: {', '.join(sorted(TUNABLE))}")
     return name
+
+
+def check_value(option: str, value: object) -> None:
+    """A value must stay on its own line of my.cnf: no line breaks, no comment marks."""
+    if isinstance(value, str) and any(c in value for c in "\n\r#"):
+        raise ValueError(f"value of {option!r} must be one line without '#'")

@@ -216,6 +216,7 @@ async def supervise(config: AgentConfig, bootstrap: bool) -> int:
                 NodeReport(
                     node=config.node,
                     state=state,
+                    reason=reason,
                     facts=facts,
                     observed_at=datetime.now(UTC),
                     sequence=sequence,

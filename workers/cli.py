@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 the operation failed, 2 bad input (nothing was changed)
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from temporalio.exceptions import TemporalError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from activities.local.runtime import LocalRuntime
-from activities.messages import APP_SECRET, APP_USER
+from activities.users import APP_SECRET, APP_USER
 from api.cluster import ClusterStatus, MySQLCluster, MySQLClusterSpec, cluster_workflow_id
 from api.layout import ClusterRef
 from api.messages import (
@@ -48,6 +49,8 @@ def load_resources(path: Path) -> list[MySQLCluster]:
         documents = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
     except OSError as error:
         raise UsageError(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not UTF-8 text") from None
     except yaml.YAMLError as error:
         raise UsageError(f"{path} is not valid YAML: {error}") from None
     if not documents:
@@ -216,7 +219,7 @@ async def _run(args: argparse.Namespace) -> int:
     if args.command == "status":
         current = await status(client, ns, name)
         if args.json:
-            print(json.dumps(current.dump(), indent=2))
+            print(json.dumps(current.model_dump(mode="json", by_alias=True), indent=2))
         else:
             print_status(current)
         return 0
@@ -299,4 +302,8 @@ def main(argv: list[str] | None = None) -> None:
     except (RuntimeError, TimeoutError, RPCError, TemporalError) as error:
         print(f"error: {error}", file=sys.stderr)
         code = 1
-    sys.exit(code)
+    # Exit without interpreter teardown: the Temporal core's threads can crash while being
+    # torn down after the event loop closed (seen as SIGSEGV under load); all output is done.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -25,12 +25,12 @@ def choose_bootstrap(positions: list[NodePosition], ordinals: dict[str, int]) ->
     with_data = [p for p in positions if not p.position.empty]
     if not with_data:
         raise NoSafeBootstrap("no node has a data directory")
-    safe = [p for p in with_data if p.position.safe_to_bootstrap]
-    if len(safe) == 1:
-        return BootstrapChoice(safe[0].node, f"{safe[0].node} is marked safe_to_bootstrap")
     histories = {p.position.uuid for p in with_data if p.position.uuid}
     if len(histories) > 1:
         raise NoSafeBootstrap(f"nodes belong to different cluster histories: {sorted(histories)}")
+    safe = [p for p in with_data if p.position.safe_to_bootstrap]
+    if len(safe) == 1:
+        return BootstrapChoice(safe[0].node, f"{safe[0].node} is marked safe_to_bootstrap")
     best = max(with_data, key=lambda p: (p.position.seqno, -ordinals[p.node]))
     if best.position.seqno < 0 and len(with_data) > 1:
         raise NoSafeBootstrap("no node has a known committed position")

@@ -423,7 +423,7 @@ class ClusterWorkflow:
             return  # a probe has seen something newer
         node.facts = report.facts
         node.evidence_at = report.observed_at
-        self._set_node_state(node, report.state, f"agent: {report.state.value}", "agent")
+        self._set_node_state(node, report.state, report.reason or report.state.value, "agent")
         donor_serves = self.spec.health.serve_from_donor
         self.memory.serving = any(serves(n.facts, donor_serves) for n in self.memory.nodes)
         self._update_cluster_state("agent")

@@ -59,3 +59,8 @@ def test_reason_names_choice_and_positions() -> None:
 def test_safe_reason_names_node() -> None:
     choice = choose_bootstrap([pos(0, 7), pos(1, 3, safe=True)], ORDINALS)
     assert "demo-1" in choice.reason and "safe_to_bootstrap" in choice.reason
+
+
+def test_safe_node_from_another_history_is_not_trusted() -> None:
+    with pytest.raises(NoSafeBootstrap):
+        choose_bootstrap([pos(0, 10), pos(1, 3, safe=True, uuid="another-history")], ORDINALS)

@@ -20,6 +20,19 @@ spec:
 """
 
 
+def run_apply(tmp_path: Path, path: Path) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"TEMPORAL_ADDRESS": "127.0.0.1:1", "MYSQLOPS_HOME": str(tmp_path / "home")}
+    code = "from workers.cli import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, "apply", "-f", str(path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "names"),
     [
@@ -30,29 +43,21 @@ spec:
         (GOOD + "  mysql:\n    config:\n      wsrep_provider: none\n", "spec.mysql.config"),
         ("kind: MySQLCluster\nspec: [unclosed\n", "not valid YAML"),
         (None, "cannot read"),  # missing file
-        (GOOD.replace("kind: MySQLCluster", "kind: Deployment"), "kind"),
-        (GOOD + "status:\n  phase: Running\n", "status"),
+        (GOOD.replace("kind: MySQLCluster", "kind: Deployment"), "kind 'Deployment'"),
+        (GOOD + "status:\n  phase: Running\n", "status is written by mysqlops"),
     ],
+    ids=["unknown", "even", "name", "size", "managed", "yaml", "missing", "kind", "status"],
 )
 def test_apply_refuses(tmp_path: Path, text: str | None, names: str) -> None:
     path = tmp_path / "cluster.yaml"
     if text is not None:
         path.write_text(text)
-    home = tmp_path / "home"
-    env = os.environ | {"TEMPORAL_ADDRESS": "127.0.0.1:1", "MYSQLOPS_HOME": str(home)}
-    code = "from workers.cli import main; main()"
-    result = subprocess.run(
-        [sys.executable, "-c", code, "apply", "-f", str(path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 2, result.stderr
-    assert names in result.stderr
-    assert "Traceback" not in result.stderr
-    assert not home.exists()
+    result = run_apply(tmp_path, path)
+    stderr = result.stderr.replace(str(path), "FILE")  # the message, not the path, must name it
+    assert result.returncode == 2, stderr
+    assert names in stderr
+    assert "Traceback" not in stderr
+    assert not (tmp_path / "home").exists()
 
 
 def test_one_bad_document_refuses_the_whole_file(tmp_path: Path) -> None:
@@ -66,3 +71,11 @@ def test_every_document_is_loaded(tmp_path: Path) -> None:
     path = tmp_path / "two.yaml"
     path.write_text(GOOD + "---\n" + GOOD.replace("name: demo", "name: other"))
     assert [c.metadata.name for c in load_resources(path)] == ["demo", "other"]
+
+
+def test_apply_refuses_binary_file(tmp_path: Path) -> None:
+    path = tmp_path / "cluster.yaml"
+    path.write_bytes(b"\xff\xfe\x00binary")
+    result = run_apply(tmp_path, path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr

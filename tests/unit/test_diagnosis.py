@@ -1,4 +1,4 @@
-"""workflows/diagnosis.py: node state, serving, cluster state, one row of the docstring table each."""
+"""workflows/diagnosis.py: node state, serving and cluster state, row by row."""
 
 import pytest
 

@@ -127,3 +127,13 @@ def test_allocate_skips_occupied_slot(tmp_path: Path, base: int) -> None:
         got = ports.allocate(tmp_path / "ports.json", "default/a")
     assert got.base > expected.base
     assert expected.mysql(1) not in got.all()
+
+
+def test_config_value_cannot_inject_managed_option() -> None:
+    config = {"sql_mode": "ANSI\nwsrep_provider = none"}
+    try:
+        spec = MySQLClusterSpec.model_validate({"mysql": {"config": config}})
+    except ValueError:
+        return  # refused at validation: fine
+    text = mycnf.render(node(False), spec)
+    assert settings(text)["wsrep_provider"] == mycnf.GALERA_PROVIDER

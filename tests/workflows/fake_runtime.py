@@ -88,7 +88,9 @@ class FakeRuntime:
         state = self.nodes[node]
         assert not state.running
         return GaleraPosition(
-            uuid="u", seqno=state.seqno, safe_to_bootstrap=state.safe_to_bootstrap,
+            uuid="u",
+            seqno=state.seqno,
+            safe_to_bootstrap=state.safe_to_bootstrap,
             empty=not state.has_data,
         )
 
@@ -124,8 +126,10 @@ class FakeRuntime:
         if not node.running:
             return NodeFacts(reachable=False, error="connection refused")
         return NodeFacts(
-            reachable=True, wsrep_state="Synced", wsrep_cluster_status="Primary",
-            wsrep_ready=True, seqno=node.seqno, cluster_size=sum(
-                1 for n in self.nodes.values() if n.running
-            ),
+            reachable=True,
+            wsrep_state="Synced",
+            wsrep_cluster_status="Primary",
+            wsrep_ready=True,
+            seqno=node.seqno,
+            cluster_size=sum(1 for n in self.nodes.values() if n.running),
         )

@@ -1,7 +1,6 @@
 """The cluster workflow against a real Temporal dev server, with a scripted in-memory runtime."""
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -111,8 +110,11 @@ async def test_create_bootstraps_first_node_then_joins_the_rest(harness: Harness
     assert done.phase.value == "Running" and done.writer == done.nodes[0].name
     names = [n.name for n in done.nodes]
     starts = [c for c in harness.runtime.calls if c[0] == "start"]
-    assert starts == [("start", names[0], True), ("start", names[1], False),
-                      ("start", names[2], False)]
+    assert starts == [
+        ("start", names[0], True),
+        ("start", names[1], False),
+        ("start", names[2], False),
+    ]
     calls = harness.runtime.calls
     users = calls.index(("users", names[0]))
     assert calls.index(starts[0]) < users < calls.index(starts[1])  # users ride the SSTs
@@ -204,8 +206,10 @@ async def test_scale_down_removes_highest_ordinals_one_at_a_time(harness: Harnes
     assert [n.name for n in done.nodes] == names[:1]
     removed = [c for c in harness.runtime.calls if c[0] in ("stop", "remove")]
     assert removed == [
-        ("stop", names[2], "graceful"), ("remove", names[2], False),
-        ("stop", names[1], "graceful"), ("remove", names[1], False),
+        ("stop", names[2], "graceful"),
+        ("remove", names[2], False),
+        ("stop", names[1], "graceful"),
+        ("remove", names[1], False),
     ]
 
 
@@ -246,8 +250,12 @@ async def test_continue_as_new_carries_state_and_loses_no_signal() -> None:
                 await handle.signal(
                     SIGNAL_NODE_REPORT,
                     NodeReport(
-                        node="unknown-node", state=NodeState.GREEN, facts=NodeFacts(),
-                        observed_at=datetime.now(UTC), sequence=sequence, agent_started_at=agent,
+                        node="unknown-node",
+                        state=NodeState.GREEN,
+                        facts=NodeFacts(),
+                        observed_at=datetime.now(UTC),
+                        sequence=sequence,
+                        agent_started_at=agent,
                     ),
                 )
                 sent += 1

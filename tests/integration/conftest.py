@@ -1,0 +1,106 @@
+"""Real clusters: mariadbd + galera-4 + HAProxy + node agents, driven by a worker in this
+process against the session's Temporal dev server. Everything started here is stopped here."""
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.cluster import ClusterActivities
+from activities.local.process import running_pid
+from activities.local.runtime import LocalRuntime
+from activities.runtime import StopMode
+from api.layout import ClusterLayout
+from workers.worker import build_worker
+
+
+@pytest.fixture(scope="session")
+def local_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private state dir and port range; on exit, every process found in it is stopped."""
+    home = tmp_path_factory.mktemp("mysqlops-home")
+    saved = {k: os.environ.get(k) for k in ("MYSQLOPS_HOME", "MYSQLOPS_PORT_BASE")}
+    os.environ["MYSQLOPS_HOME"] = str(home)
+    os.environ["MYSQLOPS_PORT_BASE"] = str(random.randrange(20000, 45000, 100))
+    yield home
+    stop_everything(home)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def stop_everything(home: Path) -> None:
+    runtime = LocalRuntime(home)
+    for layout_file in home.glob("clusters/*/*/layout.json"):
+        layout = ClusterLayout.model_validate_json(layout_file.read_text())
+        for node in layout.nodes:
+            try:
+                runtime.stop_node(layout, node.name, StopMode.KILL, timeout=10)
+            except Exception as error:  # keep cleaning up the rest
+                print(f"cleanup of {node.name}: {error}", file=sys.stderr)
+        runtime.stop_load_balancer(layout)
+    for agent_pid in home.glob("clusters/*/*/nodes/*/agent.pid"):
+        if (pid := running_pid(agent_pid, "workers.agent")) is not None:
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def cli_env(local_home: Path, temporal_env: WorkflowEnvironment) -> dict[str, str]:
+    target = temporal_env.client.service_client.config.target_host
+    os.environ["TEMPORAL_ADDRESS"] = target  # the agents report to this server
+    return {**os.environ, "MYSQLOPS_HOME": str(local_home), "TEMPORAL_ADDRESS": target}
+
+
+async def mysqlops(
+    env: dict[str, str], *args: str, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a user would; in a thread, as the worker shares this event loop."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", "from workers.cli import main; main()", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+class WorkerControl:
+    """The worker under test, which a test may stop and replace."""
+
+    def __init__(self, env: WorkflowEnvironment, home: Path) -> None:
+        self.env, self.home = env, home
+        self.executor = ThreadPoolExecutor(max_workers=64)
+        self.worker: Worker | None = None
+
+    async def start(self) -> None:
+        activities = ClusterActivities(LocalRuntime(self.home))
+        self.worker = build_worker(self.env.client, activities, self.executor)
+        await self.worker.__aenter__()
+
+    async def stop(self) -> None:
+        if self.worker is not None:
+            await self.worker.__aexit__(None, None, None)
+            self.worker = None
+
+
+@pytest_asyncio.fixture(scope="session")
+async def worker(
+    temporal_env: WorkflowEnvironment, local_home: Path, cli_env: dict[str, str]
+) -> AsyncIterator[WorkerControl]:
+    control = WorkerControl(temporal_env, local_home)
+    await control.start()
+    yield control
+    await control.stop()
+    control.executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,211 @@
+"""A real 3-node Galera cluster through the local runtime, driven like a user drives it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from activities.local.process import alive
+from api.cluster import cluster_workflow_id
+from tests.integration.conftest import WorkerControl, mysqlops
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+CLUSTER = """\
+apiVersion: mysqlops.io/v1alpha1
+kind: MySQLCluster
+metadata:
+  name: it
+spec:
+  replicas: 3
+  health:
+    probeIntervalSeconds: 0.5
+"""
+
+
+async def status(env: dict[str, str]) -> dict[str, Any]:
+    result = await mysqlops(env, "status", "it", "--json", timeout=30)
+    assert result.returncode == 0, result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+async def until(
+    env: dict[str, str], check: Callable[[dict[str, Any]], bool], timeout: float
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        current = await status(env)
+        if check(current):
+            return current
+        assert time.monotonic() < deadline, f"not reached in {timeout} s: {current}"
+        await asyncio.sleep(0.3)
+
+
+def node(current: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(n for n in current["nodes"] if n["name"] == name)
+
+
+def connect(host: str, port: int, user: str, password: str) -> pymysql.Connection[Any]:
+    return pymysql.connect(
+        host=host, port=port, user=user, password=password, connect_timeout=5, autocommit=True
+    )
+
+
+@pytest_asyncio.fixture(scope="module")
+async def credentials(
+    cli_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    resource = tmp_path_factory.mktemp("it") / "cluster.yaml"
+    resource.write_text(CLUSTER)
+    started = time.monotonic()
+    applied = await mysqlops(cli_env, "apply", "-f", str(resource), "--wait", "--timeout", "300")
+    assert applied.returncode == 0, applied.stderr
+    print(f"3-node cluster Green in {time.monotonic() - started:.1f} s")
+    again = await mysqlops(cli_env, "apply", "-f", str(resource))
+    assert again.returncode == 0 and "unchanged" in again.stdout
+    info = await mysqlops(cli_env, "connect", "it", "--json")
+    assert info.returncode == 0, info.stderr
+    data: dict[str, Any] = json.loads(info.stdout)
+    return data
+
+
+async def test_created_cluster_is_green_with_real_nodes(
+    cli_env: dict[str, str], credentials: dict[str, Any]
+) -> None:
+    current = await status(cli_env)
+    assert current["state"] == "Green" and current["phase"] == "Running"
+    assert current["workflowId"] == cluster_workflow_id("default", "it")
+    assert current["writer"] in {n["name"] for n in current["nodes"]}
+    assert [n["name"] for n in current["nodes"]] == ["it-0", "it-1", "it-2"]
+    for entry in current["nodes"]:
+        assert entry["state"] == "Green" and entry["host"] == "127.0.0.1"
+        assert alive(entry["pid"]), f"{entry['name']} pid {entry['pid']} is not running"
+        assert entry["facts"]["wsrepState"] == "Synced"
+
+
+async def test_write_through_the_load_balancer_reads_on_every_node(
+    cli_env: dict[str, str], credentials: dict[str, Any]
+) -> None:
+    c = credentials
+    with connect(c["host"], c["port"], c["user"], c["password"]) as conn, conn.cursor() as cur:
+        cur.execute("CREATE DATABASE IF NOT EXISTS shop")
+        cur.execute("CREATE TABLE IF NOT EXISTS shop.orders (id INT PRIMARY KEY, item TEXT)")
+        cur.execute("REPLACE INTO shop.orders VALUES (1, 'tea')")
+    for entry in (await status(cli_env))["nodes"]:
+        with connect(entry["host"], entry["port"], c["user"], c["password"]) as conn:
+            with conn.cursor() as cur:
+                cur.execute("SET SESSION wsrep_sync_wait = 1")
+                cur.execute("SELECT item FROM shop.orders WHERE id = 1")
+                assert cur.fetchone() == ("tea",), entry["name"]
+    with connect(c["host"], c["reader_port"], c["user"], c["password"]) as conn:
+        with conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM shop.orders")
+            assert cur.fetchone() == (1,)
+
+
+async def test_application_user_has_no_administrative_rights(credentials: dict[str, Any]) -> None:
+    c = credentials
+    with connect(c["host"], c["port"], c["user"], c["password"]) as conn, conn.cursor() as cur:
+        for statement in (
+            "CREATE USER intruder IDENTIFIED BY 'x'",
+            "SET GLOBAL max_connections=5",
+            "SHUTDOWN",
+        ):
+            with pytest.raises(pymysql.err.OperationalError) as denied:
+                cur.execute(statement)
+            assert denied.value.args[0] in (1227, 1044, 1045, 1142), statement
+
+
+async def test_killed_node_is_red_unclean_and_cluster_yellow(
+    cli_env: dict[str, str], credentials: dict[str, Any]
+) -> None:
+    before = await status(cli_env)
+    victim = next(n for n in before["nodes"] if n["name"] != before["writer"])
+    killed_at = time.monotonic()
+    os.kill(victim["pid"], signal.SIGKILL)
+    seen = await until(
+        cli_env, lambda s: node(s, victim["name"])["state"] == "Red-unclean", timeout=15
+    )
+    detected = time.monotonic() - killed_at
+    print(f"SIGKILL of {victim['name']} in the status after {detected:.2f} s")
+    assert seen["state"] == "Yellow"
+    assert node(seen, victim["name"])["pid"] is None
+    assert "SIGKILL" in node(seen, victim["name"])["reason"]
+    assert detected < 5
+
+
+async def test_gracefully_stopped_node_is_red_clean(
+    cli_env: dict[str, str], credentials: dict[str, Any]
+) -> None:
+    # Galera evicts the killed node after its suspect timeout; stopping another node before
+    # that would leave the survivor alone in a group of two, rightly without quorum.
+    before = await until(
+        cli_env, lambda s: node(s, s["writer"])["facts"]["clusterSize"] == 2, timeout=30
+    )
+    victim = next(
+        n for n in before["nodes"] if n["name"] != before["writer"] and n["state"] == "Green"
+    )
+    os.kill(victim["pid"], signal.SIGTERM)  # stopped without our asking
+    seen = await until(
+        cli_env, lambda s: node(s, victim["name"])["state"] == "Red-clean", timeout=60
+    )
+    assert seen["state"] == "Yellow"  # the writer alone still serves
+
+
+async def test_worker_restart_neither_stops_mysql_nor_loses_the_cluster(
+    cli_env: dict[str, str], credentials: dict[str, Any], worker: WorkerControl
+) -> None:
+    serving = [n for n in (await status(cli_env))["nodes"] if n["pid"]]
+    await worker.stop()
+    await asyncio.sleep(2)
+    assert all(alive(n["pid"]) for n in serving), "stopping the worker stopped MySQL"
+    c = credentials
+    with connect(c["host"], c["port"], c["user"], c["password"]) as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM shop.orders")  # still serving without a worker
+    await worker.start()
+    started = await mysqlops(cli_env, "start", "it", "--wait", "--timeout", "240")
+    assert started.returncode == 0, started.stderr
+    healed = await until(cli_env, lambda s: s["state"] == "Green", timeout=60)
+    assert all(n["state"] == "Green" for n in healed["nodes"])
+
+
+async def test_history_holds_no_secret(
+    cli_env: dict[str, str],
+    credentials: dict[str, Any],
+    temporal_env: WorkflowEnvironment,
+    local_home: Path,
+) -> None:
+    handle = temporal_env.client.get_workflow_handle(cluster_workflow_id("default", "it"))
+    history = (await handle.fetch_history()).to_json()
+    secrets = list((local_home / "clusters/default/it/secrets").iterdir())
+    assert len(secrets) == 2
+    for secret in secrets:
+        assert secret.stat().st_mode & 0o777 == 0o600
+        assert secret.read_text().strip() not in history
+    logs = "".join(p.read_text() for p in local_home.glob("clusters/default/it/nodes/*/agent.log"))
+    assert credentials["password"] not in logs
+
+
+async def test_delete_stops_the_cluster_and_keeps_its_data(
+    cli_env: dict[str, str], credentials: dict[str, Any], local_home: Path
+) -> None:
+    pids = [n["pid"] for n in (await status(cli_env))["nodes"]]
+    deleted = await mysqlops(cli_env, "delete", "it", "--wait", "--timeout", "180")
+    assert deleted.returncode == 0, deleted.stderr
+    assert not any(alive(pid) for pid in pids)
+    gone = await mysqlops(cli_env, "status", "it")
+    assert gone.returncode == 2 and "not found" in gone.stderr
+    for name in ("it-0", "it-1", "it-2"):
+        assert (local_home / f"clusters/default/it/nodes/{name}/data/grastate.dat").exists()
