@@ -7,6 +7,8 @@ StatefulSet. Workflows never see which one runs: they call activities, activitie
 from enum import StrEnum
 from typing import Protocol
 
+from pydantic import Field
+
 from api.base import ApiModel
 from api.cluster import MySQLClusterSpec
 from api.layout import ClusterLayout, ClusterRef, NodeLayout
@@ -54,7 +56,7 @@ class LoadBalancerView(ApiModel):
     """Which servers the load balancer sees as up, and which one takes writes now."""
 
     writer: str | None = None
-    up: list[str] = []
+    up: list[str] = Field(default_factory=list)
 
 
 class Runtime(Protocol):

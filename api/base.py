@@ -1,4 +1,4 @@
-"""Shared model configuration: Kubernetes-style camelCase on the wire, strict about unknown fields."""
+"""Shared model configuration: camelCase on the wire (as Kubernetes), unknown fields refused."""
 
 import re
 from typing import Annotated

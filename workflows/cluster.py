@@ -14,7 +14,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.cluster import ClusterActivities
@@ -378,13 +378,18 @@ class ClusterWorkflow:
         baseline: Observation | None = None  # the first watch re-examines everything at once
         health = self.spec.health
         while True:
-            observation: Observation = await workflow.execute_activity_method(
-                ClusterActivities.watch_health,
-                WatchInput(layout=layout, health=health, baseline=baseline),
-                start_to_close_timeout=timedelta(seconds=health.resync_seconds + 120),
-                heartbeat_timeout=timedelta(seconds=10),
-                retry_policy=WATCH_RETRY,
-            )
+            try:
+                observation: Observation = await workflow.execute_activity_method(
+                    ClusterActivities.watch_health,
+                    WatchInput(layout=layout, health=health, baseline=baseline),
+                    start_to_close_timeout=timedelta(seconds=health.resync_seconds + 120),
+                    heartbeat_timeout=timedelta(seconds=10),
+                    retry_policy=WATCH_RETRY,
+                )
+            except ActivityError as error:
+                if isinstance(error.cause, CancelledError):
+                    return  # replaced by a watcher with a new layout or spec
+                raise
             baseline = observation
             self._observe(observation)
 

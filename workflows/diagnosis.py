@@ -2,15 +2,17 @@
 
 Node state, from the facts one probe (or one agent report) gathered:
 
-| process       | SQL probe                     | wsrep                      | node state  |
-|---------------|-------------------------------|----------------------------|-------------|
-| exited        | -                             | -                          | Red-clean or Red-unclean, by exit kind |
-| never started | -                             | -                          | Red-clean   |
-| alive         | answers                       | Primary and Synced         | Green       |
-| alive         | answers                       | Joining, Donor, non-Primary | Yellow     |
-| alive         | refused (starting, SST)       | -                          | Yellow      |
-| alive         | times out, or suspended       | -                          | Unknown     |
-| unknown       | -                             | -                          | Unknown     |
+| process       | SQL probe                   | wsrep                       | node state    |
+|---------------|-----------------------------|-----------------------------|---------------|
+| exited        | -                           | -                           | Red-clean (1) |
+| never started | -                           | -                           | Red-clean     |
+| alive         | answers                     | Primary and Synced          | Green         |
+| alive         | answers                     | Joining, Donor, non-Primary | Yellow        |
+| alive         | refused (starting, SST)     | -                           | Yellow        |
+| alive         | times out, or suspended     | -                           | Unknown       |
+| unknown       | -                           | -                           | Unknown       |
+
+(1) after exit status 0; after any other status or a signal (kill, OOM): Red-unclean.
 
 Cluster state: Red when no node is serving (no Primary component reachable through the load
 balancer); otherwise Green when at least the expected number of nodes is Green, else Yellow.

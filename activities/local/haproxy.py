@@ -100,9 +100,12 @@ def servers_up(stats_socket: Path, backend: str) -> list[str]:
     up = []
     for row in rows[1:]:
         fields = dict(zip(header, row.split(","), strict=False))
-        if fields.get("pxname") == backend and fields.get("svname") not in ("FRONTEND", "BACKEND"):
-            if fields.get("status", "").startswith("UP"):
-                up.append(fields["svname"])
+        if (
+            fields.get("pxname") == backend
+            and fields.get("svname") not in ("FRONTEND", "BACKEND")
+            and fields.get("status", "").startswith("UP")
+        ):
+            up.append(fields["svname"])
     return up
 
 

@@ -104,15 +104,15 @@ async def test_write_through_the_load_balancer_reads_on_every_node(
         cur.execute("CREATE TABLE IF NOT EXISTS shop.orders (id INT PRIMARY KEY, item TEXT)")
         cur.execute("REPLACE INTO shop.orders VALUES (1, 'tea')")
     for entry in (await status(cli_env))["nodes"]:
-        with connect(entry["host"], entry["port"], c["user"], c["password"]) as conn:
-            with conn.cursor() as cur:
-                cur.execute("SET SESSION wsrep_sync_wait = 1")
-                cur.execute("SELECT item FROM shop.orders WHERE id = 1")
-                assert cur.fetchone() == ("tea",), entry["name"]
-    with connect(c["host"], c["reader_port"], c["user"], c["password"]) as conn:
-        with conn.cursor() as cur:
-            cur.execute("SELECT COUNT(*) FROM shop.orders")
-            assert cur.fetchone() == (1,)
+        on_node = connect(entry["host"], entry["port"], c["user"], c["password"])
+        with on_node as conn, conn.cursor() as cur:
+            cur.execute("SET SESSION wsrep_sync_wait = 1")
+            cur.execute("SELECT item FROM shop.orders WHERE id = 1")
+            assert cur.fetchone() == ("tea",), entry["name"]
+    reader = connect(c["host"], c["reader_port"], c["user"], c["password"])
+    with reader as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM shop.orders")
+        assert cur.fetchone() == (1,)
 
 
 async def test_application_user_has_no_administrative_rights(credentials: dict[str, Any]) -> None:

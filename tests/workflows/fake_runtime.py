@@ -81,6 +81,8 @@ class FakeRuntime:
             state.running, state.exit_kind = False, kind
 
     def process_facts(self, layout: ClusterLayout, node: str) -> ProcessFacts:
+        if node not in self.nodes:  # removed by a scale-down, as a missing directory would be
+            return ProcessFacts(alive=False, provisioned=False)
         state = self.nodes[node]
         return ProcessFacts(alive=state.running, pid=state.pid, exit_kind=state.exit_kind)
 

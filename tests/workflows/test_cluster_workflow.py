@@ -235,6 +235,9 @@ async def test_no_secret_reaches_the_history(harness: Harness) -> None:
         assert secret not in text
 
 
+REPORTS = 40
+
+
 async def test_continue_as_new_carries_state_and_loses_no_signal() -> None:
     env = await start_temporal(
         "--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=60"
@@ -245,8 +248,7 @@ async def test_continue_as_new_carries_state_and_loses_no_signal() -> None:
             await until(handle, green_and_idle)
             first_run = (await handle.describe()).run_id
             agent = datetime.now(UTC)
-            sent = 0
-            for sequence in range(1, 41):
+            for sequence in range(1, REPORTS + 1):
                 await handle.signal(
                     SIGNAL_NODE_REPORT,
                     NodeReport(
@@ -258,9 +260,8 @@ async def test_continue_as_new_carries_state_and_loses_no_signal() -> None:
                         agent_started_at=agent,
                     ),
                 )
-                sent += 1
             latest = h.client.get_workflow_handle(handle.id)
-            after = await until(latest, lambda s: s.reports_queued + s.reports_dropped == sent)
+            after = await until(latest, lambda s: s.reports_queued + s.reports_dropped == REPORTS)
             assert (await latest.describe()).run_id != first_run
             assert after.state.value == "Green" and len(after.nodes) == 3
             assert any(t.to_state == "Running" for t in after.transitions)
