@@ -16,9 +16,8 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
@@ -26,8 +25,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.cluster import ClusterActivities
-from activities.local.paths import NodePaths
-from activities.local.process import alive, cmdline, read_pid, running_pid
+from activities.local.paths import ClusterPaths, NodePaths
+from activities.local.process import alive, cmdline, read_pid
 from activities.local.runtime import LocalRuntime
 from activities.runtime import StopMode
 from api.cluster import ClusterStatus, MySQLCluster, MySQLClusterSpec, ObjectMeta
@@ -101,11 +100,8 @@ def stop_everything(home: Path) -> None:
             except Exception as error:  # keep cleaning up the rest
                 print(f"cleanup of {node.name}: {error}", file=sys.stderr)
         runtime.stop_load_balancer(layout)
-    for pid, _ in recorded_processes(home):
+    for pid, _ in recorded_processes(home):  # agents, and the stack `mysqlops up` starts
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    for agent_pid in home.glob("clusters/*/*/nodes/*/agent.pid"):
-        if (pid := running_pid(agent_pid, "workers.agent")) is not None:
             os.kill(pid, signal.SIGKILL)
 
 
@@ -118,8 +114,7 @@ def ensure_nothing_runs(home: Path) -> None:
 
 
 def node_paths(home: Path, layout: ClusterLayout, node: str) -> NodePaths:
-    root = home / "clusters" / layout.cluster.namespace / layout.cluster.name / "nodes" / node
-    return NodePaths(root)
+    return ClusterPaths.of(home, layout.cluster.namespace, layout.cluster.name).node(node)
 
 
 # -- Temporal ---------------------------------------------------------------------------------
@@ -210,3 +205,11 @@ def median(values: list[float]) -> float:
     if len(ordered) % 2:
         return ordered[middle]
     return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def finish(code: int) -> NoReturn:
+    """Exit without interpreter teardown, as workers/cli.py main() does: the Temporal core's
+    threads can crash while torn down after the event loop closed. All clean-up has run."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
