@@ -181,6 +181,68 @@ async def test_worker_restart_neither_stops_mysql_nor_loses_the_cluster(
     assert all(n["state"] == "Green" for n in healed["nodes"])
 
 
+async def test_config_change_rolls_through_every_node(
+    cli_env: dict[str, str], credentials: dict[str, Any], tmp_path: Path
+) -> None:
+    resource = tmp_path / "cluster.yaml"
+    resource.write_text(CLUSTER + "  mysql:\n    config:\n      max_connections: 321\n")
+    applied = await mysqlops(cli_env, "apply", "-f", str(resource), "--wait", "--timeout", "300")
+    assert applied.returncode == 0 and "configured" in applied.stdout, applied.stderr
+    c = credentials
+    for entry in (await status(cli_env))["nodes"]:
+        on_node = connect(entry["host"], entry["port"], c["user"], c["password"])
+        with on_node as conn, conn.cursor() as cur:
+            cur.execute("SELECT @@max_connections")
+            assert cur.fetchone() == (321,), entry["name"]
+
+
+async def test_scale_up_and_down_one_node_at_a_time(
+    cli_env: dict[str, str], credentials: dict[str, Any], tmp_path: Path, local_home: Path
+) -> None:
+    config = "  mysql:\n    config:\n      max_connections: 321\n"
+    resource = tmp_path / "cluster.yaml"
+    resource.write_text(CLUSTER.replace("replicas: 3", "replicas: 5") + config)
+    grown = await mysqlops(cli_env, "apply", "-f", str(resource), "--wait", "--timeout", "400")
+    assert grown.returncode == 0, grown.stderr
+    current = await status(cli_env)
+    assert [n["state"] for n in current["nodes"]] == ["Green"] * 5
+    c = credentials
+    on_new = connect("127.0.0.1", node(current, "it-4")["port"], c["user"], c["password"])
+    with on_new as conn, conn.cursor() as cur:
+        cur.execute("SELECT item FROM shop.orders WHERE id = 1")
+        assert cur.fetchone() == ("tea",)  # the new node received the data by SST
+    resource.write_text(CLUSTER + config)
+    shrunk = await mysqlops(cli_env, "apply", "-f", str(resource), "--wait", "--timeout", "300")
+    assert shrunk.returncode == 0, shrunk.stderr
+    current = await status(cli_env)
+    assert [n["name"] for n in current["nodes"]] == ["it-0", "it-1", "it-2"]
+    retired = sorted(
+        p.name.rsplit("-", 1)[0] for p in (local_home / "clusters/default/it/retired").iterdir()
+    )
+    assert retired == ["it-3", "it-4"]  # moved aside with their data, not deleted
+
+
+async def test_a_second_cluster_runs_beside_and_delete_policy_removes_it(
+    cli_env: dict[str, str], credentials: dict[str, Any], tmp_path: Path, local_home: Path
+) -> None:
+    resource = tmp_path / "solo.yaml"
+    resource.write_text(
+        CLUSTER.replace("name: it", "name: solo").replace("replicas: 3", "replicas: 1")
+        + "  deletionPolicy: Delete\n"
+    )
+    applied = await mysqlops(cli_env, "apply", "-f", str(resource), "--wait", "--timeout", "120")
+    assert applied.returncode == 0, applied.stderr
+    solo = json.loads((await mysqlops(cli_env, "connect", "solo", "--json")).stdout)
+    assert solo["port"] != credentials["port"]
+    solo_conn = connect(solo["host"], solo["port"], solo["user"], solo["password"])
+    with solo_conn as conn, conn.cursor() as cur:
+        cur.execute("CREATE DATABASE IF NOT EXISTS solo_db")
+    deleted = await mysqlops(cli_env, "delete", "solo", "--wait", "--timeout", "120")
+    assert deleted.returncode == 0, deleted.stderr
+    assert not (local_home / "clusters/default/solo").exists()
+    assert (await status(cli_env))["state"] == "Green"  # the other cluster never noticed
+
+
 async def test_history_holds_no_secret(
     cli_env: dict[str, str],
     credentials: dict[str, Any],
