@@ -22,7 +22,7 @@ from activities.local.process import alive, running_pid
 from activities.local.runtime import LocalRuntime
 from activities.runtime import StopMode
 from api.layout import ClusterLayout
-from workers import temporal
+from workers import control, temporal
 
 UI_PORT = int(os.environ.get("MYSQLOPS_UI_PORT", "8233"))
 PROJECT = Path(__file__).resolve().parents[1]
@@ -122,20 +122,18 @@ async def _client(timeout: float) -> Client:
 
 
 async def up(resource_file: Path, timeout: float) -> int:
-    from workers import cli  # the CLI's own apply/status, not a copy
-
     home = state_home()
-    clusters = cli.load_resources(resource_file)
+    clusters = control.load_resources(resource_file)
     ensure_temporal(home)
     ensure_worker(home)
     client = await _client(30)
     for cluster in clusters:
-        print(await cli.apply(client, cluster))
+        print(await control.apply(client, cluster))
         ns, name = cluster.metadata.namespace, cluster.metadata.name
         # Idempotent: starts whatever is stopped (after `make down`), a no-op otherwise.
-        await cli.command(client, ns, name, "start", "mysqlops up")
-        current = await cli.wait_for(client, ns, name, cli.is_green, timeout, "Green")
-        info = cli.connection_info(current, ns, name)
+        await control.command(client, ns, name, "start", "mysqlops up")
+        current = await control.wait_for(client, ns, name, control.is_green, timeout, "Green")
+        info = control.connection_info(current, ns, name)
         print(
             f"\nmysqlcluster {ns}/{name} is Green: {current.ready_replicas} nodes, "
             f"writer {current.writer}"
@@ -181,10 +179,8 @@ async def down() -> int:
 
 
 async def _stop_through_workflow(client: Client, namespace: str, name: str) -> None:
-    from workers import cli
-
-    await cli.command(client, namespace, name, "stop", "mysqlops down")
-    await cli.wait_for(
+    await control.command(client, namespace, name, "stop", "mysqlops down")
+    await control.wait_for(
         client,
         namespace,
         name,

@@ -9,7 +9,7 @@ loop only, after every handler finished, carrying the state.
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -86,9 +86,8 @@ class ClusterWorkflow:
         memory = request.memory or ClusterMemory(phase=Phase.CREATING.value)
         self.memory = memory
         self.current: QueuedTask | None = None
-        self.current_started: Any = None
+        self.current_started: datetime | None = None
         self.watcher: asyncio.Task[None] | None = None
-        self.observation: Observation | None = None
         self.finished = False
         if request.memory is None:
             self._enqueue("create", self.spec, "resource applied")
@@ -108,7 +107,7 @@ class ClusterWorkflow:
                 await self._run_task(self.memory.queue.pop(0))
                 continue
             await self._continue_as_new()
-        await self._stop_watcher()
+        self._stop_watcher()
         return self._status()
 
     def _time_to_continue_as_new(self) -> bool:
@@ -118,7 +117,7 @@ class ClusterWorkflow:
         )
 
     async def _continue_as_new(self) -> None:
-        await self._stop_watcher()
+        self._stop_watcher()
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(
             ClusterWorkflowInput(
@@ -300,7 +299,7 @@ class ClusterWorkflow:
         layout = self.memory.layout
         if layout is not None:
             await self._stop_all_nodes()
-            await self._stop_watcher()
+            self._stop_watcher()
             await self._act(
                 ClusterActivities.retire_cluster,
                 RetireInput(layout=layout, delete_data=self.spec.deletion_policy == "Delete"),
@@ -369,7 +368,7 @@ class ClusterWorkflow:
         )
         self._observe(observation)
 
-    async def _stop_watcher(self) -> None:
+    def _stop_watcher(self) -> None:
         if self.watcher is not None:
             self.watcher.cancel()
             self.watcher = None

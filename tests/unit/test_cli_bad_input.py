@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.cli import UsageError, load_resources
+from workers.control import UsageError, load_resources
 
 ROOT = Path(__file__).parents[2]
 GOOD = """\
