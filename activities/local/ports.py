@@ -1,11 +1,15 @@
 """Port slots: each local cluster owns a block of 100 ports, so clusters run side by side.
 
-Offsets inside a slot starting at `base` (slot 0 of the default base 33000 shown):
+Offsets inside a slot starting at `base` (slot 0 of the default base 23000 shown):
 
-    writer endpoint  base+6   (33006)    reader endpoint base+7   (33007)
-    HAProxy stats    base+8   (33008)
+    writer endpoint  base+6   (23006)    reader endpoint base+7   (23007)
+    HAProxy stats    base+8   (23008)
     node i (0..8):   MySQL base+10+i, Galera base+20+i, IST base+30+i, SST base+40+i,
                      agent health base+50+i
+
+Slots never overlap the kernel's ephemeral port range (`ip_local_port_range`): there, any
+outgoing connection may hold a port at the moment a node needs to listen on it (seen as an
+IST listener failing with "Address already in use" and the join aborting).
 """
 
 import contextlib
@@ -19,7 +23,7 @@ from pathlib import Path
 
 SLOT_SIZE = 100
 MAX_SLOTS = 300
-DEFAULT_BASE = 33000
+DEFAULT_BASE = 23000
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,20 @@ def port_base() -> int:
     return int(os.environ.get("MYSQLOPS_PORT_BASE", DEFAULT_BASE))
 
 
+def ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _usable(ports: SlotPorts) -> bool:
+    low, high = ephemeral_range()
+    first, last = ports.base, ports.base + SLOT_SIZE - 1
+    return (last < low or first > high) and last <= 65535 and all(_free(p) for p in ports.all())
+
+
 def _free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
@@ -94,7 +112,7 @@ def allocate(registry: Path, key: str) -> SlotPorts:
         taken = set(slots.values())
         for slot in range(MAX_SLOTS):
             ports = SlotPorts(base + SLOT_SIZE * slot)
-            if slot not in taken and all(_free(port) for port in ports.all()):
+            if slot not in taken and _usable(ports):
                 slots[key] = slot
                 return ports
     raise RuntimeError(f"no free block of {SLOT_SIZE} ports from {base}")

@@ -30,7 +30,7 @@ def local_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("mysqlops-home")
     saved = {k: os.environ.get(k) for k in ("MYSQLOPS_HOME", "MYSQLOPS_PORT_BASE")}
     os.environ["MYSQLOPS_HOME"] = str(home)
-    os.environ["MYSQLOPS_PORT_BASE"] = str(random.randrange(20000, 45000, 100))
+    os.environ["MYSQLOPS_PORT_BASE"] = str(random.randrange(10000, 30000, 100))
     yield home
     stop_everything(home)
     for key, value in saved.items():
