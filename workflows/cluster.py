@@ -132,6 +132,7 @@ class ClusterWorkflow:
     async def _run_task(self, task: QueuedTask) -> None:
         self.current = task
         self.current_started = workflow.now()
+        self._show_details()
         handler = self._tasks()[task.kind]
         workflow.logger.info("task %s started (%s)", task.id, task.reason)
         try:
@@ -145,6 +146,7 @@ class ClusterWorkflow:
             workflow.logger.warning(self.memory.message)
         finally:
             self.current = None
+            self._show_details()
 
     def _tasks(self) -> dict[str, Callable[[QueuedTask], Awaitable[None]]]:
         return {
@@ -194,6 +196,7 @@ class ClusterWorkflow:
             await self._act(
                 ClusterActivities.start_node,
                 StartInput(layout=layout, node=choice.node, bootstrap=True),
+                summary=f"bootstrap {choice.node}: {choice.reason}",
             )
             await self._act(
                 ClusterActivities.ensure_users, NodeInput(layout=layout, node=choice.node)
@@ -323,13 +326,18 @@ class ClusterWorkflow:
         argument: Any,
         timeout: timedelta = timedelta(minutes=5),
         heartbeat: timedelta | None = None,
+        summary: str | None = None,
     ) -> Any:
+        """Run one activity; its summary (shown in the Temporal UI) says what and on which node."""
+        node = getattr(argument, "node", None)
+        default = activity.__name__.replace("_", " ") + (f" {node}" if node else "")
         return await workflow.execute_activity_method(
             activity,
             argument,
             start_to_close_timeout=timeout,
             heartbeat_timeout=heartbeat,
             retry_policy=SHORT,
+            summary=summary or default,
         )
 
     async def _layout(self, replicas: int) -> ClusterLayout:
@@ -405,6 +413,7 @@ class ClusterWorkflow:
             node.evidence_at = now
             self._set_node_state(node, seen.state, seen.reason, "probe")
         self._update_cluster_state("probe")
+        self._show_details()
 
     @workflow.signal(name=SIGNAL_NODE_REPORT)
     def node_report(self, report: NodeReport) -> None:
@@ -431,6 +440,7 @@ class ClusterWorkflow:
         donor_serves = self.spec.health.serve_from_donor
         self.memory.serving = any(serves(n.facts, donor_serves) for n in self.memory.nodes)
         self._update_cluster_state("agent")
+        self._show_details()
 
     def _set_node_state(self, node: NodeMemory, state: NodeState, reason: str, source: str) -> None:
         node.reason = reason
@@ -439,6 +449,16 @@ class ClusterWorkflow:
         self._transition(node.name, node.state.value, state.value, f"{source}: {reason}")
         node.state = state
         node.since = workflow.now()
+
+    def _show_details(self) -> None:
+        """The one-line summary the Temporal UI shows for the running workflow."""
+        green = sum(1 for n in self.memory.nodes if n.state is NodeState.GREEN)
+        task = self.current.id if self.current else "idle"
+        queued = f", {len(self.memory.queue)} queued" if self.memory.queue else ""
+        workflow.set_current_details(
+            f"**{self.memory.cluster_state}** ({self.memory.phase}): {green}/{self.spec.replicas}"
+            f" nodes Green, writer {self.memory.writer or '-'}; task: {task}{queued}"
+        )
 
     def _update_cluster_state(self, source: str) -> None:
         state = cluster_state(
