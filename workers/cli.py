@@ -10,10 +10,12 @@ import os
 import sys
 from pathlib import Path
 
+import yaml
 from temporalio.exceptions import TemporalError
 from temporalio.service import RPCError
 
 from api.cluster import ClusterStatus
+from api.crd import mysqlcluster_crd
 from api.messages import UPDATE_DELETE, UPDATE_START, UPDATE_STOP
 from workers import stack, temporal
 from workers.control import (
@@ -53,6 +55,9 @@ def print_status(current: ClusterStatus) -> None:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    if args.command == "crd":
+        print(yaml.safe_dump(mysqlcluster_crd(), sort_keys=False), end="")
+        return 0
     if args.command == "up":
         return await stack.up(Path(args.file), timeout=args.timeout)
     if args.command == "down":
@@ -148,6 +153,7 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("-f", "--file", default="examples/demo-cluster.yaml")
     up.add_argument("--timeout", type=float, default=300)
     sub.add_parser("down", help="stop the local stack (data kept)")
+    sub.add_parser("crd", help="print the CustomResourceDefinitions, generated from api/")
     return root
 
 
