@@ -4,12 +4,14 @@ Each one is idempotent, so a retry after a timeout or a worker crash never does 
 Long ones heartbeat, so a dead worker is noticed within seconds rather than at a timeout.
 """
 
+import contextlib
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.messages import (
     LayoutInput,
@@ -28,7 +30,7 @@ from activities.messages import (
     WatchInput,
 )
 from activities.probe import Target, probe
-from activities.runtime import ClusterLayout, ClusterRef, Runtime
+from activities.runtime import ClusterLayout, ClusterRef, NodeFailed, Runtime
 from activities.users import APP_SECRET, MONITOR_SECRET, MONITOR_USER, user_statements
 from api.cluster import NodeFacts
 from workflows.diagnosis import node_state, serves
@@ -58,7 +60,8 @@ class ClusterActivities:
 
     @activity.defn
     def start_node(self, request: StartInput) -> int:
-        return self.runtime.start_node(request.layout, request.node, request.bootstrap)
+        with _node_failures():
+            return self.runtime.start_node(request.layout, request.node, request.bootstrap)
 
     @activity.defn
     def stop_node(self, request: StopInput) -> None:
@@ -93,13 +96,22 @@ class ClusterActivities:
         while True:
             observed = self._observe_node(request.layout, request.node, target, timeout=2)
             if observed.facts.process_alive is False:
-                raise RuntimeError(f"{request.node} stopped while joining: {observed.reason}")
+                raise ApplicationError(
+                    f"{request.node} stopped while joining: {observed.reason}",
+                    type="NodeFailed",
+                    non_retryable=True,
+                )
             if observed.state.value == "Green":
                 return observed
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{request.node} not Synced after {request.timeout_seconds} s")
             activity.heartbeat(observed.reason)
             time.sleep(0.5)
+
+    @activity.defn
+    def set_aside_data(self, request: NodeInput) -> str:
+        """Move a stopped node's data directory aside (kept, never deleted); where it went."""
+        return self.runtime.set_aside_data(request.layout, request.node)
 
     @activity.defn
     def configure_load_balancer(self, request: LoadBalancerInput) -> None:
@@ -172,6 +184,15 @@ class ClusterActivities:
             facts.process_alive = True
         state, reason = node_state(facts)
         return NodeObservation(name=node, pid=process.pid, state=state, reason=reason, facts=facts)
+
+
+@contextlib.contextmanager
+def _node_failures() -> Iterator[None]:
+    """A failure of the node itself is final for this activity: no immediate retry."""
+    try:
+        yield
+    except NodeFailed as error:
+        raise ApplicationError(str(error), type="NodeFailed", non_retryable=True) from None
 
 
 def _until(

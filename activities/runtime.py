@@ -19,11 +19,17 @@ __all__ = [
     "ClusterRef",
     "GaleraPosition",
     "LoadBalancerView",
+    "NodeFailed",
     "NodeLayout",
     "ProcessFacts",
     "Runtime",
     "StopMode",
 ]
+
+
+class NodeFailed(Exception):
+    """The node itself failed (mariadbd exited at start, stopped while joining): retrying the
+    same step at once would not help; the workflow's playbooks decide what comes next."""
 
 
 class StopMode(StrEnum):
@@ -103,6 +109,11 @@ class Runtime(Protocol):
         ...
 
     def read_secret(self, cluster: ClusterRef, key: str) -> str: ...
+
+    def set_aside_data(self, layout: ClusterLayout, node: str) -> str:
+        """Move a stopped node's data directory aside, leaving an empty one; idempotent: when
+        the directory is already empty, nothing moves. Returns where the old data is."""
+        ...
 
     def remove_node(self, layout: ClusterLayout, node: str, delete_data: bool) -> None:
         """Forget a stopped node; its data is kept (moved aside) unless `delete_data`."""

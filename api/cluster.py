@@ -7,6 +7,7 @@ from pydantic import Field, field_validator
 
 from api.base import ApiModel, DNS1123Label, Quantity, quantity_bytes
 from api.mysql_options import check_option, check_value
+from api.remediation import ManualIntervention, RemediationRecord, RemediationSpec
 from api.states import ClusterState, ExitKind, NodeState, Phase
 
 API_VERSION: Literal["mysqlops.io/v1alpha1"] = "mysqlops.io/v1alpha1"
@@ -79,6 +80,7 @@ class MySQLClusterSpec(ApiModel):
     mysql: MySQLSpec = Field(default_factory=MySQLSpec)
     storage: StorageSpec = Field(default_factory=StorageSpec)
     health: HealthSpec = Field(default_factory=HealthSpec)
+    remediation: RemediationSpec = Field(default_factory=RemediationSpec)
     deletion_policy: Literal["Retain", "Delete"] = Field(
         "Retain", description="Retain keeps the data directories after delete"
     )
@@ -158,6 +160,8 @@ class ClusterStatus(ApiModel):
     reports_dropped: int = 0
     observed_generation: int | None = None
     message: str = ""
+    manual_intervention: ManualIntervention | None = None
+    remediations: list[RemediationRecord] = Field(default_factory=list)
 
 
 class MySQLCluster(ApiModel):

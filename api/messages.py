@@ -11,6 +11,7 @@ Workflow id: `mysqlcluster/<namespace>/<name>` (see `api.cluster.cluster_workflo
 | `stop`        | update | `LifecycleRequest`   | `CommandResult` |
 | `start`       | update | `LifecycleRequest`   | `CommandResult` |
 | `delete`      | update | `LifecycleRequest`   | `CommandResult` |
+| `resume`      | update | `ResumeRequest`      | `CommandResult` |
 
 No payload carries a secret: credentials are referenced by name and read inside activities.
 """
@@ -22,6 +23,7 @@ from pydantic import Field
 from api.base import ApiModel
 from api.cluster import MySQLCluster, MySQLClusterSpec, NodeFacts, Transition
 from api.layout import ClusterLayout
+from api.remediation import ManualIntervention, RemediationRecord
 from api.states import NodeState
 
 QUERY_STATUS = "status"
@@ -31,6 +33,7 @@ UPDATE_APPLY_SPEC = "apply_spec"
 UPDATE_STOP = "stop"
 UPDATE_START = "start"
 UPDATE_DELETE = "delete"
+UPDATE_RESUME = "resume"
 
 
 class NodeReport(ApiModel):
@@ -83,6 +86,7 @@ class QueuedTask(ApiModel):
     requested_at: datetime
     spec: MySQLClusterSpec | None = None
     reason: str = ""
+    remediation: RemediationRecord | None = None
 
 
 class ClusterMemory(ApiModel):
@@ -103,6 +107,10 @@ class ClusterMemory(ApiModel):
     applied_spec: MySQLClusterSpec | None = None  # what the nodes run with now
     serving: bool = False
     message: str = ""
+    manual: ManualIntervention | None = None
+    remediations: list[RemediationRecord] = Field(default_factory=list)
+    attempts: dict[str, int] = Field(default_factory=dict)  # "<fault>/<node>": repairs so far
+    retry_after: dict[str, datetime] = Field(default_factory=dict)  # same keys: backoff
 
 
 class ClusterWorkflowInput(ApiModel):

@@ -41,6 +41,7 @@ def build_worker(
             activities.wait_synced,
             activities.configure_load_balancer,
             activities.remove_node,
+            activities.set_aside_data,
             activities.retire_cluster,
             activities.watch_health,
         ],

@@ -8,6 +8,7 @@ loop only, after every handler finished, carrying the state.
 """
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         LayoutInput,
         LoadBalancerInput,
         NodeInput,
+        NodeObservation,
         Observation,
         PositionsInput,
         ProvisionInput,
@@ -32,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         WaitSyncedInput,
         WatchInput,
     )
+    from activities.runtime import StopMode
     from api.cluster import (
         ClusterStatus,
         Endpoints,
@@ -48,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_NODE_REPORT,
         UPDATE_APPLY_SPEC,
         UPDATE_DELETE,
+        UPDATE_RESUME,
         UPDATE_START,
         UPDATE_STOP,
         ApplySpecRequest,
@@ -59,18 +63,32 @@ with workflow.unsafe.imports_passed_through():
         NodeReport,
         QueuedTask,
     )
+    from api.remediation import (
+        Action,
+        ActionRecord,
+        ManualIntervention,
+        Outcome,
+        RemediationRecord,
+        ResumeRequest,
+    )
     from api.states import ClusterState, NodeState, Phase
     from workflows.bootstrap import NoSafeBootstrap, choose_bootstrap
     from workflows.diagnosis import cluster_state, serves
+    from workflows.faults import PLAYBOOKS, Fault, diagnose, next_deadline
 
 CLUSTER_STATE = SearchAttributeKey.for_keyword("ClusterState")
 TRANSITIONS_KEPT = 50
+REMEDIATIONS_KEPT = 20
+MANUAL_INTERVENTION = "ManualIntervention"  # the ClusterState value while automation waits
 MAX_RUN_TIME = timedelta(hours=24)  # continue-as-new at the latest after this long
 
 SHORT = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
 WATCH_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10)
 )
+
+
+Step = Callable[[], Awaitable[str | None]]  # one recorded step of a playbook action
 
 
 class TaskFailed(Exception):
@@ -89,6 +107,8 @@ class ClusterWorkflow:
         self.current_started: datetime | None = None
         self.watcher: asyncio.Task[None] | None = None
         self.finished = False
+        self.decide = False  # set by new evidence and by the end of a backoff
+        self.stale = True  # no observation yet in this run: decide nothing before one
         if request.memory is None:
             self._enqueue("create", self.spec, "resource applied")
 
@@ -96,17 +116,26 @@ class ClusterWorkflow:
 
     @workflow.run
     async def run(self, request: ClusterWorkflowInput) -> ClusterStatus:
-        workflow.upsert_search_attributes([CLUSTER_STATE.value_set(self.memory.cluster_state)])
+        shown = MANUAL_INTERVENTION if self.memory.manual else self.memory.cluster_state
+        workflow.upsert_search_attributes([CLUSTER_STATE.value_set(shown)])
         if self.memory.created:
             self._restart_watcher()
         while not self.finished:
-            await workflow.wait_condition(
-                lambda: bool(self.memory.queue) or self._time_to_continue_as_new()
-            )
+            with contextlib.suppress(TimeoutError):  # a backoff or grace period ended
+                await workflow.wait_condition(
+                    lambda: (
+                        bool(self.memory.queue) or self.decide or self._time_to_continue_as_new()
+                    ),
+                    timeout=self._time_to_next_decision(),
+                )
+            self.decide = False
             if self.memory.queue:
                 await self._run_task(self.memory.queue.pop(0))
-                continue
-            await self._continue_as_new()
+                self._reexamine()  # decide on what the task left behind, not on old evidence
+            elif self._time_to_continue_as_new():
+                await self._continue_as_new()
+            else:
+                self._decide()
         self._stop_watcher()
         return self._status()
 
@@ -155,6 +184,7 @@ class ClusterWorkflow:
             "stop": self._stop,
             "start": self._start,
             "delete": self._delete,
+            "remediate": self._remediate,
         }
 
     # -- tasks -----------------------------------------------------------------------------
@@ -354,12 +384,15 @@ class ClusterWorkflow:
         return self.memory.layout
 
     async def _wait_synced(self, layout: ClusterLayout, node: str) -> None:
-        await self._act(
+        seen: NodeObservation = await self._act(
             ClusterActivities.wait_synced,
             WaitSyncedInput(layout=layout, node=node),
             timeout=timedelta(minutes=20),
             heartbeat=timedelta(seconds=30),
         )
+        self._record(seen)  # a Synced node is fresh evidence too
+        self.memory.serving = True
+        self._update_cluster_state("probe")
 
     # -- health ----------------------------------------------------------------------------
 
@@ -401,19 +434,23 @@ class ClusterWorkflow:
             self._observe(observation)
 
     def _observe(self, observation: Observation) -> None:
-        now = workflow.now()
         self.memory.writer = observation.writer
         self.memory.serving = observation.serving
         for seen in observation.nodes:
-            node = self._node(seen.name)
-            if node is None:
-                continue
-            node.facts = seen.facts
-            node.pid = seen.pid
-            node.evidence_at = now
-            self._set_node_state(node, seen.state, seen.reason, "probe")
+            self._record(seen)
         self._update_cluster_state("probe")
         self._show_details()
+        self.stale = False
+        self.decide = True
+
+    def _record(self, seen: NodeObservation) -> None:
+        node = self._node(seen.name)
+        if node is None:
+            return
+        node.facts = seen.facts
+        node.pid = seen.pid
+        node.evidence_at = workflow.now()
+        self._set_node_state(node, seen.state, seen.reason, "probe")
 
     @workflow.signal(name=SIGNAL_NODE_REPORT)
     def node_report(self, report: NodeReport) -> None:
@@ -441,6 +478,7 @@ class ClusterWorkflow:
         self.memory.serving = any(serves(n.facts, donor_serves) for n in self.memory.nodes)
         self._update_cluster_state("agent")
         self._show_details()
+        self.decide = True
 
     def _set_node_state(self, node: NodeMemory, state: NodeState, reason: str, source: str) -> None:
         node.reason = reason
@@ -449,6 +487,8 @@ class ClusterWorkflow:
         self._transition(node.name, node.state.value, state.value, f"{source}: {reason}")
         node.state = state
         node.since = workflow.now()
+        if state is NodeState.GREEN:
+            self._forget_attempts(node.name)
 
     def _show_details(self) -> None:
         """The one-line summary the Temporal UI shows for the running workflow."""
@@ -475,7 +515,10 @@ class ClusterWorkflow:
             f"{'serving' if self.memory.serving else 'not serving'}",
         )
         self.memory.cluster_state = state.value
-        workflow.upsert_search_attributes([CLUSTER_STATE.value_set(state.value)])
+        if state is ClusterState.GREEN:
+            self._forget_attempts(None)
+        if self.memory.manual is None:
+            workflow.upsert_search_attributes([CLUSTER_STATE.value_set(state.value)])
 
     def _track_nodes(self, layout: ClusterLayout) -> None:
         known = {n.name: n for n in self.memory.nodes}
@@ -501,6 +544,206 @@ class ClusterWorkflow:
         if self.memory.phase != phase.value:
             self._transition("cluster", self.memory.phase, phase.value, "lifecycle")
             self.memory.phase = phase.value
+
+    # -- fault handling: decide, then act through the task queue ------------------------------
+
+    def _reexamine(self) -> None:
+        """Look at every node afresh (the watcher's first call returns at once)."""
+        if self.memory.created and not self.finished:
+            self.stale = True
+            self._restart_watcher()
+
+    def _decide(self) -> None:
+        """Diagnose the evidence; queue the playbook's repair, escalate, or pause for a human."""
+        rules = self.spec.remediation
+        if self.memory.phase != Phase.RUNNING.value or self.memory.manual or not rules.enabled:
+            return
+        if self.stale:
+            return
+        fault = diagnose(
+            self.memory.nodes,
+            self.memory.serving,
+            workflow.now(),
+            timedelta(seconds=rules.hung_grace_seconds),
+            rules.maintenance,
+        )
+        while fault is not None:
+            playbook = PLAYBOOKS[fault.fault]
+            attempts = self.memory.attempts.get(_attempt_key(fault), 0)
+            limit = 1 if playbook.action is Action.REPROVISION_NODE else rules.max_attempts_per_node
+            if playbook.action is Action.MANUAL_INTERVENTION:
+                return self._pause(fault, f"{fault.fault.value} needs a human")
+            if attempts < limit:
+                break
+            if playbook.escalate_to is None:
+                return self._pause(
+                    fault, f"{fault.fault.value} not repaired after {attempts} attempt(s)"
+                )
+            fault = Fault(
+                playbook.escalate_to,
+                fault.nodes,
+                f"{fault.fault.value} not repaired after {attempts} attempt(s); {fault.evidence}",
+            )
+        if fault is None:
+            return
+        retry_after = self.memory.retry_after.get(_attempt_key(fault))
+        if retry_after is not None and workflow.now() < retry_after:
+            return  # the main loop wakes when the backoff ends
+        self.memory.task_counter += 1
+        record = RemediationRecord(
+            id=f"remediate-{self.memory.task_counter}",
+            fault=fault.fault,
+            nodes=list(fault.nodes),
+            evidence=fault.evidence,
+            attempt=self.memory.attempts.get(_attempt_key(fault), 0) + 1,
+            started_at=workflow.now(),
+        )
+        self.memory.queue.append(
+            QueuedTask(
+                id=record.id,
+                kind="remediate",
+                requested_at=workflow.now(),
+                reason=f"{fault.fault.value} {', '.join(fault.nodes)} "
+                f"(attempt {record.attempt}): {PLAYBOOKS[fault.fault].action.value}",
+                remediation=record,
+            )
+        )
+
+    def _time_to_next_decision(self) -> timedelta | None:
+        """Until a backoff or a hung node's grace period ends; None when nothing is pending."""
+        grace = timedelta(seconds=self.spec.remediation.hung_grace_seconds)
+        moments = list(self.memory.retry_after.values())
+        if (unknown := next_deadline(self.memory.nodes, grace)) is not None:
+            moments.append(unknown)
+        if not moments or self.memory.manual:
+            return None
+        return max(min(moments) - workflow.now(), timedelta(milliseconds=100))
+
+    async def _remediate(self, task: QueuedTask) -> None:
+        record = task.remediation
+        assert record is not None
+        key = _attempt_key(Fault(record.fault, tuple(record.nodes), record.evidence))
+        self.memory.attempts[key] = record.attempt
+        backoff = self.spec.remediation.backoff_seconds * 2 ** (record.attempt - 1)
+        record.started_at = workflow.now()
+        self.memory.remediations.append(record)
+        del self.memory.remediations[:-REMEDIATIONS_KEPT]
+        self._transition("cluster", record.fault.value, "repairing", task.reason)
+        layout = self._layout_or_fail()
+        action = PLAYBOOKS[record.fault].action
+        try:
+            for node, step in self._playbook_steps(action, record.nodes, layout):
+                entry = ActionRecord(action=action, node=node, started_at=workflow.now())
+                record.actions.append(entry)
+                try:
+                    entry.detail = await step() or ""
+                    entry.outcome = Outcome.SUCCEEDED
+                finally:
+                    entry.ended_at = workflow.now()
+                    if entry.outcome is Outcome.RUNNING:
+                        entry.outcome = Outcome.FAILED
+            record.outcome = Outcome.SUCCEEDED
+        except (ActivityError, TaskFailed, NoSafeBootstrap) as error:
+            cause = error.cause if isinstance(error, ActivityError) and error.cause else error
+            record.outcome = Outcome.FAILED
+            if record.actions:
+                record.actions[-1].detail = str(cause)
+            self.memory.retry_after[key] = workflow.now() + timedelta(seconds=backoff)
+        finally:
+            record.ended_at = workflow.now()
+            self._transition("cluster", "repairing", record.outcome.value, task.reason)
+
+    def _playbook_steps(
+        self, action: Action, nodes: list[str], layout: ClusterLayout
+    ) -> list[tuple[str | None, Step]]:
+        """The steps of one playbook action, each a coroutine factory recorded separately."""
+
+        def restart(node: str, kill_first: bool = False) -> Step:
+            async def run() -> str | None:
+                if kill_first:
+                    await self._act(
+                        ClusterActivities.stop_node,
+                        StopInput(layout=layout, node=node, mode=StopMode.KILL),
+                    )
+                await self._act(ClusterActivities.start_node, StartInput(layout=layout, node=node))
+                await self._wait_synced(layout, node)
+                return None
+
+            return run
+
+        async def bootstrap() -> str | None:
+            await self._start_cluster(layout)
+            return None
+
+        def reprovision(node: str) -> Step:
+            async def run() -> str | None:
+                await self._act(ClusterActivities.stop_node, StopInput(layout=layout, node=node))
+                kept: str = await self._act(
+                    ClusterActivities.set_aside_data, NodeInput(layout=layout, node=node)
+                )
+                await self._act(ClusterActivities.start_node, StartInput(layout=layout, node=node))
+                await self._wait_synced(layout, node)
+                return f"old data directory kept at {kept}"
+
+            return run
+
+        def restart_dead() -> Step:
+            async def run() -> str | None:
+                dead = [n.name for n in self.memory.nodes if not n.facts.process_alive]
+                for node in dead:
+                    await self._act(
+                        ClusterActivities.start_node, StartInput(layout=layout, node=node)
+                    )
+                for node in dead:
+                    await self._wait_synced(layout, node)
+                return f"restarted {', '.join(dead)}"
+
+            return run
+
+        if action is Action.RESTART_NODE:
+            return [(node, restart(node)) for node in nodes]
+        if action is Action.KILL_AND_RESTART_NODE:
+            return [(node, restart(node, kill_first=True)) for node in nodes]
+        if action is Action.BOOTSTRAP_MOST_ADVANCED:
+            return [(None, bootstrap)]
+        if action is Action.RESTART_DEAD_NODES:
+            return [(None, restart_dead())]
+        if action is Action.REPROVISION_NODE:
+            return [(node, reprovision(node)) for node in nodes]
+        raise TaskFailed(f"no steps for {action.value}")
+
+    def _pause(self, fault: Fault, reason: str) -> None:
+        """Manual intervention: automation stops for this cluster; health reporting goes on."""
+        self.memory.manual = ManualIntervention(
+            since=workflow.now(), fault=fault.fault, reason=reason, evidence=fault.evidence
+        )
+        self._transition("cluster", "automatic", "ManualIntervention", reason)
+        workflow.upsert_search_attributes([CLUSTER_STATE.value_set(MANUAL_INTERVENTION)])
+        self._show_details()
+
+    def _forget_attempts(self, node: str | None) -> None:
+        """A node back to Green (or the whole cluster) clears its repair history."""
+        suffix = f"/{node}" if node else ""
+        for key in [k for k in self.memory.attempts if node is None or k.endswith(suffix)]:
+            self.memory.attempts.pop(key, None)
+            self.memory.retry_after.pop(key, None)
+
+    @workflow.update(name=UPDATE_RESUME)
+    def resume(self, request: ResumeRequest) -> CommandResult:
+        paused = self.memory.manual
+        assert paused is not None
+        self.memory.manual = None
+        self._forget_attempts(None)
+        self._transition("cluster", "ManualIntervention", "automatic", request.reason)
+        workflow.upsert_search_attributes([CLUSTER_STATE.value_set(self.memory.cluster_state)])
+        self.decide = True
+        self._show_details()
+        return CommandResult(accepted=True, message=f"automation resumed after {paused.fault}")
+
+    @resume.validator
+    def _validate_resume(self, request: ResumeRequest) -> None:
+        if self.memory.manual is None:
+            raise ValueError("automation is not paused: nothing to resume")
 
     # -- commands --------------------------------------------------------------------------
 
@@ -615,7 +858,15 @@ class ClusterWorkflow:
             reports_dropped=self.memory.reports_dropped,
             observed_generation=self.memory.observed_generation,
             message=self.memory.message,
+            manual_intervention=self.memory.manual,
+            remediations=list(self.memory.remediations),
         )
+
+
+def _attempt_key(fault: Fault) -> str:
+    """Attempts count per fault class and node ("*" for the whole cluster)."""
+    nodes = fault.nodes if len(fault.nodes) == 1 else ("*",)
+    return f"{fault.fault.value}/{nodes[0]}"
 
 
 def _task_info(task: QueuedTask) -> TaskInfo:

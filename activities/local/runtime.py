@@ -33,6 +33,7 @@ from activities.runtime import (
     ClusterRef,
     GaleraPosition,
     LoadBalancerView,
+    NodeFailed,
     NodeLayout,
     ProcessFacts,
     StopMode,
@@ -173,7 +174,7 @@ class LocalRuntime:
                 return pid
             state = read_json(paths.agent_state) or {}
             if state.get("running") is False:
-                raise RuntimeError(
+                raise NodeFailed(
                     f"mariadbd on {node} exited at start ({state.get('exit_detail')}): "
                     f"{_tail(paths.error_log)}"
                 )
@@ -276,6 +277,20 @@ class LocalRuntime:
             conn.commit()
         finally:
             conn.close()
+
+    def set_aside_data(self, layout: ClusterLayout, node: str) -> str:
+        paths = self._node_paths(layout, node)
+        if _mariadbd_pid(paths) is not None:
+            raise RuntimeError(f"{node} still runs; stop it before moving its data")
+        kept = sorted(paths.root.glob("data.aside-*"))
+        if not _has_data(paths.data):
+            paths.data.mkdir(exist_ok=True)
+            return str(kept[-1]) if kept else ""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        aside = paths.root / f"data.aside-{stamp}"
+        paths.data.rename(aside)
+        paths.data.mkdir()
+        return str(aside)
 
     def remove_node(self, layout: ClusterLayout, node: str, delete_data: bool) -> None:
         paths = self._node_paths(layout, node)

@@ -12,6 +12,7 @@ from activities.runtime import (
     ClusterRef,
     GaleraPosition,
     LoadBalancerView,
+    NodeFailed,
     NodeLayout,
     ProcessFacts,
     StopMode,
@@ -28,6 +29,7 @@ class FakeNode:
     running: bool = False
     pid: int | None = None
     exit_kind: ExitKind | None = None
+    exit_detail: str = ""
     seqno: int = 0
     safe_to_bootstrap: bool = False
 
@@ -40,6 +42,8 @@ class FakeRuntime:
     secrets: dict[str, str] = field(default_factory=dict)
     gate: threading.Event = field(default_factory=threading.Event)
     gated_node: str | None = None  # start_node of this node waits for `gate`
+    failing: set[str] = field(default_factory=set)  # nodes whose mariadbd exits at start
+    hung: set[str] = field(default_factory=set)  # alive, never answering (SIGSTOP)
     _pids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
 
     def layout(self, cluster: ClusterRef, replicas: int) -> ClusterLayout:
@@ -66,6 +70,9 @@ class FakeRuntime:
         state = self.nodes[node]
         if not state.running:
             self.calls.append(("start", node, bootstrap))
+            if node in self.failing:
+                state.exit_kind, state.exit_detail = ExitKind.UNCLEAN, "exit status 1"
+                raise NodeFailed(f"mariadbd on {node} exited at start")
             state.running, state.pid, state.has_data = True, next(self._pids), True
             state.exit_kind = None
         assert state.pid is not None
@@ -75,16 +82,22 @@ class FakeRuntime:
         self.calls.append(("stop", node, mode.value))
         self.crash(node, ExitKind.CLEAN if mode is StopMode.GRACEFUL else ExitKind.UNCLEAN)
 
-    def crash(self, node: str, kind: ExitKind = ExitKind.UNCLEAN) -> None:
+    def crash(self, node: str, kind: ExitKind = ExitKind.UNCLEAN, detail: str = "") -> None:
         state = self.nodes[node]
+        self.hung.discard(node)
         if state.running:
-            state.running, state.exit_kind = False, kind
+            state.running, state.exit_kind, state.exit_detail = False, kind, detail
 
     def process_facts(self, layout: ClusterLayout, node: str) -> ProcessFacts:
         if node not in self.nodes:  # removed by a scale-down, as a missing directory would be
             return ProcessFacts(alive=False, provisioned=False)
         state = self.nodes[node]
-        return ProcessFacts(alive=state.running, pid=state.pid, exit_kind=state.exit_kind)
+        return ProcessFacts(
+            alive=state.running,
+            pid=state.pid,
+            exit_kind=state.exit_kind,
+            exit_detail=state.exit_detail,
+        )
 
     def galera_position(self, layout: ClusterLayout, node: str) -> GaleraPosition:
         state = self.nodes[node]
@@ -120,6 +133,11 @@ class FakeRuntime:
         self.calls.append(("remove", node, delete_data))
         self.nodes.pop(node)
 
+    def set_aside_data(self, layout: ClusterLayout, node: str) -> str:
+        self.calls.append(("set-aside", node))
+        self.nodes[node].has_data = False
+        return f"/aside/{node}"
+
     def retire_cluster(self, layout: ClusterLayout, delete_data: bool) -> None:
         self.calls.append(("retire", delete_data))
 
@@ -127,6 +145,8 @@ class FakeRuntime:
         node = next(n for n in self.nodes.values() if n.port == target.port)
         if not node.running:
             return NodeFacts(reachable=False, error="connection refused")
+        if node.name in self.hung:
+            return NodeFacts(reachable=False, error="timed out")
         return NodeFacts(
             reachable=True,
             wsrep_state="Synced",

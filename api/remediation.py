@@ -1,0 +1,88 @@
+"""Fault handling as data: fault classes, playbook actions, and the record of every repair."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from api.base import ApiModel
+
+
+class FaultClass(StrEnum):
+    CLUSTER_DOWN = "ClusterDown"  # no mariadbd runs anywhere
+    QUORUM_LOST = "QuorumLost"  # some run, none is in a Primary component
+    STORAGE_ERROR = "StorageError"  # disk full, permissions: a human must free or fix
+    NODE_HUNG = "NodeHung"  # alive but not answering for longer than the grace period
+    NODE_CRASHED = "NodeCrashed"  # Red-unclean while the cluster serves
+    NODE_STOPPED = "NodeStopped"  # Red-clean, not asked for, not in maintenance
+    NODE_CANNOT_JOIN = "NodeCannotJoin"  # restarts used up: crash loop, damaged data dir
+    UNKNOWN = "Unknown"  # evidence that fits no known fault
+
+
+class Action(StrEnum):
+    RESTART_NODE = "RestartNode"  # start; it rejoins by IST when it can, SST otherwise
+    KILL_AND_RESTART_NODE = "KillAndRestartNode"
+    RESTART_DEAD_NODES = "RestartDeadNodes"  # let the last Primary component re-form
+    BOOTSTRAP_MOST_ADVANCED = "BootstrapMostAdvanced"  # then join the others
+    REPROVISION_NODE = "ReprovisionNode"  # data dir moved aside, full SST into a fresh one
+    MANUAL_INTERVENTION = "ManualIntervention"
+
+
+class Outcome(StrEnum):
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class RemediationSpec(ApiModel):
+    """Limits of automatic repair; the defaults suit three nodes on one machine."""
+
+    enabled: bool = Field(True, description="False: faults are reported, never repaired")
+    max_attempts_per_node: int = Field(
+        3, ge=1, le=20, description="Repairs of one node for one fault before escalating"
+    )
+    backoff_seconds: float = Field(
+        5, ge=0, le=3600, description="Wait before a repeated attempt; doubles each time"
+    )
+    hung_grace_seconds: float = Field(
+        10, ge=2, le=600, description="How long a live node may not answer before it is hung"
+    )
+    maintenance: list[str] = Field(
+        default_factory=list, description="Nodes stopped on purpose: never restarted"
+    )
+
+
+class ActionRecord(ApiModel):
+    action: Action
+    node: str | None = None
+    started_at: datetime
+    ended_at: datetime | None = None
+    outcome: Outcome = Outcome.RUNNING
+    detail: str = ""
+
+
+class RemediationRecord(ApiModel):
+    """One repair: what was seen, what was done, how it ended. Kept in the status."""
+
+    id: str
+    fault: FaultClass
+    nodes: list[str]
+    evidence: str
+    attempt: int
+    started_at: datetime
+    ended_at: datetime | None = None
+    outcome: Outcome = Outcome.RUNNING
+    actions: list[ActionRecord] = Field(default_factory=list)
+
+
+class ManualIntervention(ApiModel):
+    """Automation is paused for this cluster until an operator resumes it."""
+
+    since: datetime
+    fault: FaultClass
+    reason: str
+    evidence: str
+
+
+class ResumeRequest(ApiModel):
+    reason: str = Field(min_length=1, description="Why it is safe to resume: goes to history")

@@ -1,0 +1,110 @@
+"""Fault diagnosis: the evidence of a moment maps to one fault class, or to none."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from api.cluster import NodeFacts
+from api.messages import NodeMemory
+from api.remediation import Action, FaultClass
+from api.states import ExitKind, NodeState
+from workflows.faults import PLAYBOOKS, diagnose, next_deadline
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+GRACE = timedelta(seconds=10)
+
+GREEN = (
+    NodeState.GREEN,
+    NodeFacts(
+        process_alive=True, reachable=True, wsrep_state="Synced", wsrep_cluster_status="Primary"
+    ),
+)
+CRASHED = (
+    NodeState.RED_UNCLEAN,
+    NodeFacts(process_alive=False, exit_kind=ExitKind.UNCLEAN, exit_detail="killed by SIGKILL"),
+)
+STOPPED = (NodeState.RED_CLEAN, NodeFacts(process_alive=False, exit_kind=ExitKind.CLEAN))
+DISK_FULL = (
+    NodeState.RED_UNCLEAN,
+    NodeFacts(
+        process_alive=False,
+        exit_kind=ExitKind.UNCLEAN,
+        exit_detail='exit status 1; error log: Errcode: 28 "No space left on device"',
+    ),
+)
+HUNG = (NodeState.UNKNOWN, NodeFacts(process_alive=True, error="timed out"))
+STARTING = (NodeState.YELLOW, NodeFacts(process_alive=True, error="connection refused"))
+JOINING = (
+    NodeState.YELLOW,
+    NodeFacts(
+        process_alive=True, reachable=True, wsrep_state="Joining", wsrep_cluster_status="Primary"
+    ),
+)
+NON_PRIMARY = (
+    NodeState.YELLOW,
+    NodeFacts(
+        process_alive=True,
+        reachable=True,
+        wsrep_state="Initialized",
+        wsrep_cluster_status="non-Primary",
+    ),
+)
+
+
+def nodes(*states: tuple[NodeState, NodeFacts], age: float = 60) -> list[NodeMemory]:
+    return [
+        NodeMemory(
+            name=f"n-{i}", ordinal=i, state=state, facts=facts, since=NOW - timedelta(seconds=age)
+        )
+        for i, (state, facts) in enumerate(states)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("states", "serving", "fault", "chosen"),
+    [
+        ((GREEN, GREEN, GREEN), True, None, ()),
+        ((GREEN, CRASHED, GREEN), True, FaultClass.NODE_CRASHED, ("n-1",)),
+        ((GREEN, STOPPED, GREEN), True, FaultClass.NODE_STOPPED, ("n-1",)),
+        ((GREEN, HUNG, GREEN), True, FaultClass.NODE_HUNG, ("n-1",)),
+        ((GREEN, JOINING, GREEN), True, None, ()),  # slow joins are never restarted
+        ((GREEN, STARTING, GREEN), True, None, ()),
+        ((CRASHED, CRASHED, STOPPED), False, FaultClass.CLUSTER_DOWN, ("n-0", "n-1", "n-2")),
+        ((NON_PRIMARY, CRASHED, CRASHED), False, FaultClass.QUORUM_LOST, ("n-0", "n-1", "n-2")),
+        ((STARTING, CRASHED, CRASHED), False, None, ()),  # still starting: wait
+        ((GREEN, DISK_FULL, GREEN), True, FaultClass.STORAGE_ERROR, ("n-1",)),
+        ((DISK_FULL, CRASHED, CRASHED), False, FaultClass.STORAGE_ERROR, ("n-0",)),
+        ((GREEN, CRASHED, STOPPED), True, FaultClass.NODE_CRASHED, ("n-1",)),  # one at a time
+    ],
+)
+def test_diagnosis(
+    states: tuple[tuple[NodeState, NodeFacts], ...],
+    serving: bool,
+    fault: FaultClass | None,
+    chosen: tuple[str, ...],
+) -> None:
+    found = diagnose(nodes(*states), serving, NOW, GRACE)
+    assert (found.fault if found else None) == fault
+    if found:
+        assert found.nodes == chosen
+        assert "n-1=" in found.evidence  # every node's facts are part of the evidence
+
+
+def test_a_short_blip_is_not_a_fault() -> None:
+    assert diagnose(nodes(GREEN, HUNG, GREEN, age=3), True, NOW, GRACE) is None
+    assert next_deadline(nodes(GREEN, HUNG, GREEN, age=3), GRACE) == NOW + timedelta(seconds=7)
+
+
+def test_maintenance_nodes_are_left_alone() -> None:
+    assert diagnose(nodes(GREEN, STOPPED, GREEN), True, NOW, GRACE, maintenance=["n-1"]) is None
+
+
+def test_every_fault_has_a_playbook_and_escalation_ends_with_a_human() -> None:
+    assert set(PLAYBOOKS) == set(FaultClass)
+    for fault in FaultClass:
+        seen = set()
+        while (playbook := PLAYBOOKS[fault]).escalate_to is not None:
+            assert fault not in seen
+            seen.add(fault)
+            fault = playbook.escalate_to
+    assert PLAYBOOKS[FaultClass.STORAGE_ERROR].action is Action.MANUAL_INTERVENTION

@@ -1,0 +1,121 @@
+"""Automatic fault handling in the cluster workflow, on the scripted runtime."""
+
+import asyncio
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+
+from api.messages import UPDATE_APPLY_SPEC, UPDATE_RESUME, ApplySpecRequest
+from api.remediation import FaultClass, Outcome, RemediationSpec, ResumeRequest
+from api.states import ExitKind, NodeState
+from tests.workflows.harness import (
+    Harness,
+    green_and_idle,
+    spec_with,
+    status,
+    until,
+)
+from workflows.cluster import CLUSTER_STATE
+
+FAST = {"backoffSeconds": 0.5, "hungGraceSeconds": 2}
+
+
+async def test_a_crashed_node_is_restarted_and_the_repair_recorded(harness: Harness) -> None:
+    handle = await harness.start(remediation=FAST)
+    ready = await until(handle, green_and_idle)
+    victim = ready.nodes[2].name
+    harness.runtime.crash(victim, detail="killed by SIGKILL")
+    healed = await until(handle, lambda s: green_and_idle(s) and bool(s.remediations))
+    record = healed.remediations[-1]
+    assert (record.fault, record.nodes, record.outcome) == (
+        FaultClass.NODE_CRASHED,
+        [victim],
+        Outcome.SUCCEEDED,
+    )
+    assert f"{victim}=Red-unclean" in record.evidence
+    assert [c for c in harness.runtime.calls if c[:2] == ("start", victim)][-1] == (
+        "start",
+        victim,
+        False,
+    )
+
+
+async def test_whole_cluster_down_bootstraps_the_most_advanced_node(harness: Harness) -> None:
+    handle = await harness.start(remediation=FAST)
+    ready = await until(handle, green_and_idle)
+    names = [n.name for n in ready.nodes]
+    for seqno, name in zip((7, 9, 8), names, strict=True):
+        harness.runtime.nodes[name].seqno = seqno
+        harness.runtime.crash(name)
+    healed = await until(handle, lambda s: green_and_idle(s) and bool(s.remediations), 60)
+    assert healed.remediations[-1].fault is FaultClass.CLUSTER_DOWN
+    boots = [c for c in harness.runtime.calls if c[0] == "start" and c[2]]
+    assert boots[-1] == ("start", names[1], True)  # the highest seqno, and only that one
+    assert any("highest committed seqno" in t.reason for t in healed.transitions)
+
+
+async def test_a_node_that_cannot_rejoin_is_reprovisioned_then_handed_to_a_human(
+    harness: Harness,
+) -> None:
+    handle = await harness.start(remediation={**FAST, "maxAttemptsPerNode": 2})
+    ready = await until(handle, green_and_idle)
+    victim = ready.nodes[1].name
+    harness.runtime.failing.add(victim)
+    harness.runtime.crash(victim)
+    paused = await until(handle, lambda s: s.manual_intervention is not None, 60)
+    faults = [(r.fault, r.outcome) for r in paused.remediations]
+    assert faults == [
+        (FaultClass.NODE_CRASHED, Outcome.FAILED),
+        (FaultClass.NODE_CRASHED, Outcome.FAILED),
+        (FaultClass.NODE_CANNOT_JOIN, Outcome.FAILED),
+    ]
+    assert ("set-aside", victim) in harness.runtime.calls  # data moved aside, not deleted
+    assert paused.manual_intervention.fault is FaultClass.NODE_CANNOT_JOIN
+    assert (await handle.describe()).typed_search_attributes.get(CLUSTER_STATE) == (
+        "ManualIntervention"
+    )
+    harness.runtime.failing.discard(victim)
+    await handle.execute_update(UPDATE_RESUME, ResumeRequest(reason="disk replaced"))
+    healed = await until(handle, green_and_idle, 60)
+    assert healed.manual_intervention is None
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.execute_update(UPDATE_RESUME, ResumeRequest(reason="again"))
+
+
+async def test_a_hung_node_is_killed_after_the_grace_period(harness: Harness) -> None:
+    handle = await harness.start(remediation=FAST)
+    ready = await until(handle, green_and_idle)
+    victim = ready.nodes[0].name
+    harness.runtime.hung.add(victim)
+    seen = await until(handle, lambda s: s.nodes[0].state is NodeState.UNKNOWN)
+    assert not seen.remediations  # a blip shorter than the grace period triggers nothing
+    healed = await until(handle, lambda s: green_and_idle(s) and bool(s.remediations), 30)
+    assert healed.remediations[-1].fault is FaultClass.NODE_HUNG
+    assert ("stop", victim, "kill") in harness.runtime.calls
+
+
+async def test_disk_full_goes_to_a_human_with_the_evidence(harness: Harness) -> None:
+    handle = await harness.start(remediation=FAST)
+    ready = await until(handle, green_and_idle)
+    victim = ready.nodes[1].name
+    harness.runtime.crash(victim, ExitKind.UNCLEAN, "Errcode: 28 No space left on device")
+    paused = await until(handle, lambda s: s.manual_intervention is not None)
+    assert paused.manual_intervention.fault is FaultClass.STORAGE_ERROR
+    assert "No space left" in paused.manual_intervention.evidence
+    assert not paused.remediations  # nothing was tried
+
+
+async def test_maintenance_nodes_stay_down(harness: Harness) -> None:
+    handle = await harness.start(remediation=FAST)
+    ready = await until(handle, green_and_idle)
+    victim = ready.nodes[2].name
+    spec = spec_with(3)
+    spec.remediation = RemediationSpec.model_validate({**FAST, "maintenance": [victim]})
+    await handle.execute_update(UPDATE_APPLY_SPEC, ApplySpecRequest(spec=spec))
+    await until(handle, green_and_idle)
+    harness.runtime.crash(victim, ExitKind.CLEAN)
+    down = await until(handle, lambda s: s.nodes[2].state is NodeState.RED_CLEAN)
+    await asyncio.sleep(2)
+    later = await status(handle)
+    assert later.nodes[2].state is NodeState.RED_CLEAN and not later.remediations
+    assert down.state.value == "Yellow"

@@ -1,0 +1,128 @@
+"""Fault diagnosis and the playbook table. Pure: the same evidence always gives the same answer.
+
+Which fault, in order of precedence (the first that applies is handled first):
+
+| fault          | evidence                                                        |
+|----------------|-----------------------------------------------------------------|
+| StorageError   | a stopped node's error log shows disk full or permission denied |
+| ClusterDown    | no node runs                                                    |
+| QuorumLost     | some nodes run, none serves (no Primary component)              |
+| NodeHung       | runs, but has not answered for `hungGraceSeconds`               |
+| NodeCrashed    | Red-unclean while the cluster serves                            |
+| NodeStopped    | Red-clean while the cluster serves, not in maintenance          |
+| Unknown        | Unknown for `hungGraceSeconds` with no process evidence          |
+
+A Yellow node (starting, joining by IST or SST, donor) is never a fault: it is not restarted
+for being slow.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from api.messages import NodeMemory
+from api.remediation import Action, FaultClass
+from api.states import NodeState
+
+STORAGE_MARKERS = (
+    "No space left on device",
+    "Errcode: 28",
+    "Disk full",
+    "Permission denied",
+    "Errcode: 13",
+    "error number 13",
+)
+
+
+@dataclass(frozen=True)
+class Playbook:
+    action: Action
+    escalate_to: FaultClass | None  # when attempts are used up; None: manual intervention
+
+
+PLAYBOOKS: dict[FaultClass, Playbook] = {
+    FaultClass.CLUSTER_DOWN: Playbook(Action.BOOTSTRAP_MOST_ADVANCED, None),
+    FaultClass.QUORUM_LOST: Playbook(Action.RESTART_DEAD_NODES, None),
+    FaultClass.NODE_HUNG: Playbook(Action.KILL_AND_RESTART_NODE, FaultClass.NODE_CANNOT_JOIN),
+    FaultClass.NODE_CRASHED: Playbook(Action.RESTART_NODE, FaultClass.NODE_CANNOT_JOIN),
+    FaultClass.NODE_STOPPED: Playbook(Action.RESTART_NODE, FaultClass.NODE_CANNOT_JOIN),
+    FaultClass.NODE_CANNOT_JOIN: Playbook(Action.REPROVISION_NODE, None),
+    FaultClass.STORAGE_ERROR: Playbook(Action.MANUAL_INTERVENTION, None),
+    FaultClass.UNKNOWN: Playbook(Action.MANUAL_INTERVENTION, None),
+}
+
+
+@dataclass(frozen=True)
+class Fault:
+    fault: FaultClass
+    nodes: tuple[str, ...]
+    evidence: str
+
+
+def _describe(node: NodeMemory) -> str:
+    facts = node.facts
+    parts = [f"{node.name}={node.state.value}"]
+    if facts.exit_detail:
+        parts.append(facts.exit_detail)
+    if facts.wsrep_state or facts.wsrep_cluster_status:
+        parts.append(f"wsrep {facts.wsrep_state}/{facts.wsrep_cluster_status}")
+    if facts.error:
+        parts.append(facts.error)
+    return " ".join(parts)
+
+
+def _storage_error(node: NodeMemory) -> bool:
+    text = f"{node.facts.exit_detail or ''} {node.facts.error or ''}"
+    return node.facts.process_alive is False and any(m in text for m in STORAGE_MARKERS)
+
+
+def diagnose(
+    nodes: Sequence[NodeMemory],
+    serving: bool,
+    now: datetime,
+    grace: timedelta,
+    maintenance: Sequence[str] = (),
+) -> Fault | None:
+    """The fault to handle first, or None when nothing needs repair."""
+    watched = [n for n in nodes if n.name not in maintenance]
+    if not watched:
+        return None
+    evidence = "; ".join(_describe(n) for n in nodes)
+
+    def fault(kind: FaultClass, chosen: Sequence[NodeMemory]) -> Fault:
+        return Fault(kind, tuple(n.name for n in chosen), evidence)
+
+    if storage := [n for n in watched if _storage_error(n)]:
+        return fault(FaultClass.STORAGE_ERROR, storage)
+    running = [n for n in nodes if n.facts.process_alive]
+    if not running and all(n.state in (NodeState.RED_CLEAN, NodeState.RED_UNCLEAN) for n in nodes):
+        return fault(FaultClass.CLUSTER_DOWN, nodes)
+    if not serving:
+        outside = [
+            n
+            for n in running
+            if (n.facts.reachable and n.facts.wsrep_cluster_status not in (None, "Primary"))
+            or _long_unknown(n, now, grace)
+        ]
+        if outside:
+            return fault(FaultClass.QUORUM_LOST, nodes)
+        return None  # nodes still starting: look again on the next change
+    if hung := [n for n in watched if n.facts.process_alive and _long_unknown(n, now, grace)]:
+        return fault(FaultClass.NODE_HUNG, hung[:1])
+    if crashed := [n for n in watched if n.state is NodeState.RED_UNCLEAN]:
+        return fault(FaultClass.NODE_CRASHED, crashed[:1])
+    if stopped := [n for n in watched if n.state is NodeState.RED_CLEAN]:
+        return fault(FaultClass.NODE_STOPPED, stopped[:1])
+    if unknown := [n for n in watched if _long_unknown(n, now, grace)]:
+        return fault(FaultClass.UNKNOWN, unknown[:1])
+    return None
+
+
+def _long_unknown(node: NodeMemory, now: datetime, grace: timedelta) -> bool:
+    return node.state is NodeState.UNKNOWN and node.since is not None and now - node.since >= grace
+
+
+def next_deadline(nodes: Sequence[NodeMemory], grace: timedelta) -> datetime | None:
+    """When an Unknown node will have been Unknown for the grace period: a time to look again."""
+    times = [n.since + grace for n in nodes if n.state is NodeState.UNKNOWN and n.since]
+    return min(times) if times else None
