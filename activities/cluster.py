@@ -93,8 +93,19 @@ class ClusterActivities:
         """Wait until the node is Green; heartbeats while it joins (an SST can take long)."""
         deadline = time.monotonic() + request.timeout_seconds
         target = self._monitor_target(request.layout, request.node)
+        peers = [n.name for n in request.layout.nodes if n.name != request.node]
+        alone = 0
         while True:
             observed = self._observe_node(request.layout, request.node, target, timeout=2)
+            if request.joining and observed.state.value != "Green":
+                running = [p for p in peers if self.runtime.process_facts(request.layout, p).alive]
+                alone = 0 if running else alone + 1
+                if alone >= 6:  # three seconds with no one to join
+                    raise ApplicationError(
+                        f"{request.node} cannot join: no other node runs",
+                        type="NodeFailed",
+                        non_retryable=True,
+                    )
             if observed.facts.process_alive is False:
                 raise ApplicationError(
                     f"{request.node} stopped while joining: {observed.reason}",

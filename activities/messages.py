@@ -39,6 +39,7 @@ class NodeInput(ApiModel):
 class WaitSyncedInput(ApiModel):
     layout: ClusterLayout
     node: str
+    joining: bool = True  # False for a bootstrapped node, which has no one to join
     timeout_seconds: float = 900
 
 

@@ -44,6 +44,13 @@ class RemediationSpec(ApiModel):
     backoff_seconds: float = Field(
         5, ge=0, le=3600, description="Wait before a repeated attempt; doubles each time"
     )
+    settle_seconds: float = Field(
+        2,
+        ge=0,
+        le=60,
+        description="Evidence must hold still this long before a repair is chosen, so that "
+        "failures happening together are seen together",
+    )
     hung_grace_seconds: float = Field(
         10, ge=2, le=600, description="How long a live node may not answer before it is hung"
     )

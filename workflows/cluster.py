@@ -109,6 +109,7 @@ class ClusterWorkflow:
         self.finished = False
         self.decide = False  # set by new evidence and by the end of a backoff
         self.stale = True  # no observation yet in this run: decide nothing before one
+        self.changed_at = workflow.now()  # the last change of any node's state
         if request.memory is None:
             self._enqueue("create", self.spec, "resource applied")
 
@@ -231,7 +232,7 @@ class ClusterWorkflow:
             await self._act(
                 ClusterActivities.ensure_users, NodeInput(layout=layout, node=choice.node)
             )
-            await self._wait_synced(layout, choice.node)
+            await self._wait_synced(layout, choice.node, joining=False)
             running = [choice.node]
         await self._act(
             ClusterActivities.configure_load_balancer,
@@ -383,10 +384,10 @@ class ClusterWorkflow:
             raise TaskFailed("the cluster has no layout yet: it was never created")
         return self.memory.layout
 
-    async def _wait_synced(self, layout: ClusterLayout, node: str) -> None:
+    async def _wait_synced(self, layout: ClusterLayout, node: str, joining: bool = True) -> None:
         seen: NodeObservation = await self._act(
             ClusterActivities.wait_synced,
-            WaitSyncedInput(layout=layout, node=node),
+            WaitSyncedInput(layout=layout, node=node, joining=joining),
             timeout=timedelta(minutes=20),
             heartbeat=timedelta(seconds=30),
         )
@@ -487,6 +488,7 @@ class ClusterWorkflow:
         self._transition(node.name, node.state.value, state.value, f"{source}: {reason}")
         node.state = state
         node.since = workflow.now()
+        self.changed_at = workflow.now()
         if state is NodeState.GREEN:
             self._forget_attempts(node.name)
 
@@ -558,8 +560,8 @@ class ClusterWorkflow:
         rules = self.spec.remediation
         if self.memory.phase != Phase.RUNNING.value or self.memory.manual or not rules.enabled:
             return
-        if self.stale:
-            return
+        if self.stale or workflow.now() < self.changed_at + self._settle():
+            return  # the main loop wakes when the evidence has held still
         fault = diagnose(
             self.memory.nodes,
             self.memory.serving,
@@ -613,11 +615,16 @@ class ClusterWorkflow:
         """Until a backoff or a hung node's grace period ends; None when nothing is pending."""
         grace = timedelta(seconds=self.spec.remediation.hung_grace_seconds)
         moments = list(self.memory.retry_after.values())
+        if workflow.now() < self.changed_at + self._settle():
+            moments.append(self.changed_at + self._settle())
         if (unknown := next_deadline(self.memory.nodes, grace)) is not None:
             moments.append(unknown)
         if not moments or self.memory.manual:
             return None
         return max(min(moments) - workflow.now(), timedelta(milliseconds=100))
+
+    def _settle(self) -> timedelta:
+        return timedelta(seconds=self.spec.remediation.settle_seconds)
 
     async def _remediate(self, task: QueuedTask) -> None:
         record = task.remediation

@@ -6,6 +6,7 @@ Node state, from the facts one probe (or one agent report) gathered:
 |---------------|-----------------------------|-----------------------------|---------------|
 | exited        | -                           | -                           | Red-clean (1) |
 | never started | -                           | -                           | Red-clean     |
+| exited, how not (yet) known | -             | -                           | Unknown       |
 | alive         | answers                     | Primary and Synced          | Green         |
 | alive         | answers                     | Joining, Donor, non-Primary | Yellow        |
 | alive         | refused (starting, SST)     | -                           | Yellow        |
@@ -23,6 +24,7 @@ from collections.abc import Iterable
 from api.cluster import NodeFacts
 from api.states import ClusterState, ExitKind, NodeState
 
+NEVER_STARTED = "never started"
 SYNCED = "Synced"
 DONOR = "Donor/Desynced"
 PRIMARY = "Primary"
@@ -35,7 +37,9 @@ def node_state(facts: NodeFacts) -> tuple[NodeState, str]:
             return NodeState.RED_UNCLEAN, f"mariadbd exited uncleanly ({facts.exit_detail or '?'})"
         if facts.exit_kind is ExitKind.CLEAN:
             return NodeState.RED_CLEAN, "mariadbd shut down cleanly"
-        return NodeState.RED_CLEAN, "mariadbd is not running"
+        if facts.exit_detail == NEVER_STARTED:
+            return NodeState.RED_CLEAN, "mariadbd has not been started"
+        return NodeState.UNKNOWN, "mariadbd exited; how is not known yet"
     if facts.process_alive is None:
         return NodeState.UNKNOWN, facts.error or "process state unknown"
     if not facts.reachable:

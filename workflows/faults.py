@@ -95,7 +95,7 @@ def diagnose(
     if storage := [n for n in watched if _storage_error(n)]:
         return fault(FaultClass.STORAGE_ERROR, storage)
     running = [n for n in nodes if n.facts.process_alive]
-    if not running and all(n.state in (NodeState.RED_CLEAN, NodeState.RED_UNCLEAN) for n in nodes):
+    if all(n.facts.process_alive is False for n in nodes):
         return fault(FaultClass.CLUSTER_DOWN, nodes)
     if not serving:
         outside = [

@@ -61,14 +61,27 @@ def exit_kind_from_returncode(code: int) -> tuple[ExitKind, str]:
     return ExitKind.UNCLEAN, f"exit status {code}"
 
 
-def exit_kind_from_log(error_log: Path) -> tuple[ExitKind, str] | None:
-    """How the last run ended, judged by the error log: a clean shutdown ends with its marker."""
+def _tail(error_log: Path) -> str | None:
     try:
         with open(error_log, "rb") as log:
             log.seek(0, os.SEEK_END)
             log.seek(max(0, log.tell() - _LOG_TAIL))
-            tail = log.read().decode(errors="replace")
+            return log.read().decode(errors="replace")
     except OSError:
+        return None
+
+
+def last_error_line(error_log: Path) -> str | None:
+    """The last `[ERROR]` line of the log's tail: evidence for a human (disk full, ...)."""
+    tail = _tail(error_log) or ""
+    errors = [line for line in tail.splitlines() if "[ERROR]" in line]
+    return errors[-1].split("[ERROR]", 1)[1].strip()[:300] if errors else None
+
+
+def exit_kind_from_log(error_log: Path) -> tuple[ExitKind, str] | None:
+    """How the last run ended, judged by the error log: a clean shutdown ends with its marker."""
+    tail = _tail(error_log)
+    if tail is None:
         return None
     last_start = max(tail.rfind("starting as process"), tail.rfind("ready for connections"))
     last_stop = tail.rfind("Shutdown complete")

@@ -22,6 +22,7 @@ from activities.local.ports import SlotPorts, allocate, release
 from activities.local.process import (
     alive,
     exit_kind_from_log,
+    last_error_line,
     mariadbd_pid,
     read_json,
     running_pid,
@@ -40,6 +41,7 @@ from activities.runtime import (
 )
 from api.cluster import MySQLClusterSpec, cluster_workflow_id
 from api.states import ExitKind
+from workflows.diagnosis import NEVER_STARTED
 
 HOST = "127.0.0.1"
 _RECOVERED = re.compile(r"WSREP: Recovered position: ([0-9a-f-]{36}):(-?\d+)")
@@ -222,16 +224,23 @@ class LocalRuntime:
         if pid is not None:
             return ProcessFacts(alive=True, pid=pid, stopped=suspended(pid))
         state = read_json(paths.agent_state) or {}
+        last_error = last_error_line(paths.error_log)
+        hint = f"; last error: {last_error}" if last_error else ""
         if state.get("running") is False and state.get("exit_kind"):
             return ProcessFacts(
                 alive=False,
                 exit_kind=ExitKind(str(state["exit_kind"])),
-                exit_detail=str(state.get("exit_detail")),
+                exit_detail=f"{state.get('exit_detail')}{hint}",
             )
-        judged = exit_kind_from_log(paths.error_log)
-        if judged is None:
-            return ProcessFacts(alive=False, exit_detail="never started")
-        return ProcessFacts(alive=False, exit_kind=judged[0], exit_detail=judged[1])
+        if state.get("running") and running_pid(paths.agent_pid, "workers.agent"):
+            return ProcessFacts(alive=False)  # its agent is recording how it ended
+        if not paths.error_log.exists():
+            return ProcessFacts(alive=False, exit_detail=NEVER_STARTED)
+        judged = exit_kind_from_log(paths.error_log) or (
+            ExitKind.UNCLEAN,
+            "exit not recorded and no clean shutdown in the error log",
+        )
+        return ProcessFacts(alive=False, exit_kind=judged[0], exit_detail=judged[1] + hint)
 
     def galera_position(self, layout: ClusterLayout, node: str) -> GaleraPosition:
         paths = self._node_paths(layout, node)

@@ -31,7 +31,10 @@ spec:
   replicas: 3
   health:
     probeIntervalSeconds: 0.5
+  remediation:
+    enabled: false  # the first tests watch raw detection; a later one turns repair on
 """
+TUNED = "  mysql:\n    config:\n      max_connections: 321\n"
 
 
 async def status(env: dict[str, str]) -> dict[str, Any]:
@@ -185,7 +188,7 @@ async def test_config_change_rolls_through_every_node(
     cli_env: dict[str, str], credentials: dict[str, Any], tmp_path: Path
 ) -> None:
     resource = tmp_path / "cluster.yaml"
-    resource.write_text(CLUSTER + "  mysql:\n    config:\n      max_connections: 321\n")
+    resource.write_text(CLUSTER + TUNED)
     applied = await mysqlops(cli_env, "apply", "-f", str(resource), "--wait", "--timeout", "300")
     assert applied.returncode == 0 and "configured" in applied.stdout, applied.stderr
     c = credentials
@@ -199,9 +202,8 @@ async def test_config_change_rolls_through_every_node(
 async def test_scale_up_and_down_one_node_at_a_time(
     cli_env: dict[str, str], credentials: dict[str, Any], tmp_path: Path, local_home: Path
 ) -> None:
-    config = "  mysql:\n    config:\n      max_connections: 321\n"
     resource = tmp_path / "cluster.yaml"
-    resource.write_text(CLUSTER.replace("replicas: 3", "replicas: 5") + config)
+    resource.write_text(CLUSTER.replace("replicas: 3", "replicas: 5") + TUNED)
     grown = await mysqlops(cli_env, "apply", "-f", str(resource), "--wait", "--timeout", "400")
     assert grown.returncode == 0, grown.stderr
     current = await status(cli_env)
@@ -211,7 +213,7 @@ async def test_scale_up_and_down_one_node_at_a_time(
     with on_new as conn, conn.cursor() as cur:
         cur.execute("SELECT item FROM shop.orders WHERE id = 1")
         assert cur.fetchone() == ("tea",)  # the new node received the data by SST
-    resource.write_text(CLUSTER + config)
+    resource.write_text(CLUSTER + TUNED)
     shrunk = await mysqlops(cli_env, "apply", "-f", str(resource), "--wait", "--timeout", "300")
     assert shrunk.returncode == 0, shrunk.stderr
     current = await status(cli_env)
@@ -220,6 +222,51 @@ async def test_scale_up_and_down_one_node_at_a_time(
         p.name.rsplit("-", 1)[0] for p in (local_home / "clusters/default/it/retired").iterdir()
     )
     assert retired == ["it-3", "it-4"]  # moved aside with their data, not deleted
+
+
+async def test_remediation_brings_killed_nodes_back(
+    cli_env: dict[str, str], credentials: dict[str, Any], tmp_path: Path
+) -> None:
+    resource = tmp_path / "cluster.yaml"
+    resource.write_text(CLUSTER.replace("enabled: false", "enabled: true") + TUNED)
+    applied = await mysqlops(cli_env, "apply", "-f", str(resource), "--wait", "--timeout", "120")
+    assert applied.returncode == 0, applied.stderr
+
+    before = await status(cli_env)
+    victim = next(n for n in before["nodes"] if n["name"] != before["writer"])
+    killed_at = time.monotonic()
+    os.kill(victim["pid"], signal.SIGKILL)
+    await until(cli_env, lambda s: node(s, victim["name"])["state"] != "Green", timeout=10)
+    healed = await until(
+        cli_env, lambda s: s["state"] == "Green" and bool(s["remediations"]), timeout=120
+    )
+    print(f"one node SIGKILLed: Green again after {time.monotonic() - killed_at:.1f} s")
+    record = healed["remediations"][-1]
+    assert (record["fault"], record["nodes"], record["outcome"]) == (
+        "NodeCrashed",
+        [victim["name"]],
+        "Succeeded",
+    )
+
+    everyone = [n["pid"] for n in healed["nodes"]]
+    killed_at = time.monotonic()
+    for pid in everyone:
+        os.kill(pid, signal.SIGKILL)
+    healed = await until(
+        cli_env,
+        lambda s: (
+            s["state"] == "Green"
+            and s["remediations"][-1]["fault"] == "ClusterDown"
+            and s["remediations"][-1]["outcome"] == "Succeeded"
+        ),
+        timeout=240,
+    )
+    print(f"all nodes SIGKILLed: Green again after {time.monotonic() - killed_at:.1f} s")
+    assert "highest committed seqno" in json.dumps(healed["transitions"])
+    c = credentials
+    with connect(c["host"], c["port"], c["user"], c["password"]) as conn, conn.cursor() as cur:
+        cur.execute("SELECT item FROM shop.orders WHERE id = 1")
+        assert cur.fetchone() == ("tea",)  # no acknowledged write lost
 
 
 async def test_a_second_cluster_runs_beside_and_delete_policy_removes_it(

@@ -35,7 +35,8 @@ def alive(state: str | None = None, status: str | None = None, **kw: object) -> 
             RU,
             "signal 9",
         ),
-        (NodeFacts(process_alive=False), RC, "not running"),  # never started
+        (NodeFacts(process_alive=False, exit_detail="never started"), RC, "not been started"),
+        (NodeFacts(process_alive=False), NodeState.UNKNOWN, "not known yet"),  # agent busy
         (alive("Synced", "Primary"), G, "Synced"),
         (alive("Synced", "Primary", wsrep_ready=False), Y, ""),
         (alive("Donor/Desynced", "Primary"), Y, "Donor/Desynced"),
