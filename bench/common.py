@@ -90,17 +90,12 @@ def recorded_processes(home: Path) -> list[tuple[int, str]]:
 
 
 def stop_everything(home: Path) -> None:
-    """The fallback of tests/integration/conftest.py: kill whatever still runs from `home`."""
+    """Kill whatever still runs from `home`: nodes, agents, load balancers, then the stack."""
     runtime = LocalRuntime(home)
-    for layout_file in home.glob("clusters/*/*/layout.json"):
-        layout = ClusterLayout.model_validate_json(layout_file.read_text())
-        for node in layout.nodes:
-            try:
-                runtime.stop_node(layout, node.name, StopMode.KILL, timeout=10)
-            except Exception as error:  # keep cleaning up the rest
-                print(f"cleanup of {node.name}: {error}", file=sys.stderr)
-        runtime.stop_load_balancer(layout)
-    for pid, _ in recorded_processes(home):  # agents, and the stack `mysqlops up` starts
+    for layout in runtime.saved_layouts():
+        for problem in runtime.stop_cluster_processes(layout, StopMode.KILL):
+            print(f"cleanup: {problem}", file=sys.stderr)
+    for pid, _ in recorded_processes(home):  # the worker and dev server `mysqlops up` starts
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 

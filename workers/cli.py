@@ -16,7 +16,7 @@ from temporalio.service import RPCError
 
 from api.cluster import ClusterStatus
 from api.crd import mysqlcluster_crd
-from api.messages import UPDATE_DELETE, UPDATE_START, UPDATE_STOP
+from api.messages import UPDATE_DELETE, UPDATE_RESUME, UPDATE_START, UPDATE_STOP
 from workers import stack, temporal
 from workers.control import (
     UsageError,
@@ -50,6 +50,18 @@ def print_status(current: ClusterStatus) -> None:
         print(f"task     {current.current_task.id} running")
     for task in current.queued_tasks:
         print(f"queued   {task.id}")
+    if current.manual_intervention:
+        m = current.manual_intervention
+        print(f"MANUAL INTERVENTION since {m.since:%Y-%m-%d %H:%M:%S}: {m.reason}")
+        print(f"  evidence: {m.evidence}")
+        print(
+            f"  when it is safe: mysqlops resume {current.workflow_id.split('/')[-1]} --reason ..."
+        )
+    for record in current.remediations[-3:]:
+        print(
+            f"repair   {record.id} {record.fault.value} {','.join(record.nodes)} "
+            f"attempt {record.attempt}: {record.outcome.value}"
+        )
     if current.message:
         print(f"message  {current.message}")
 
@@ -112,6 +124,11 @@ async def _run(args: argparse.Namespace) -> int:
                 want,
             )
         return 0
+    if args.command == "resume":
+        if not args.reason.strip():
+            raise UsageError("resume needs --reason: why it is safe to hand control back")
+        print(await command(client, ns, name, UPDATE_RESUME, args.reason))
+        return 0
     if args.command == "delete":
         handle = await running_handle(client, ns, name)
         print(await command(client, ns, name, UPDATE_DELETE, args.reason))
@@ -149,6 +166,8 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument("--reason", default="")
         cmd.add_argument("--wait", action="store_true")
         cmd.add_argument("--timeout", type=float, default=300)
+    resume = named("resume", "hand control back to automation after manual intervention")
+    resume.add_argument("--reason", required=True, help="why it is safe now (kept in history)")
     up = sub.add_parser("up", help="start the local stack and the demo cluster")
     up.add_argument("-f", "--file", default="examples/demo-cluster.yaml")
     up.add_argument("--timeout", type=float, default=300)

@@ -24,11 +24,13 @@ from api.messages import (
     QUERY_SPEC,
     QUERY_STATUS,
     UPDATE_APPLY_SPEC,
+    UPDATE_RESUME,
     ApplySpecRequest,
     ClusterWorkflowInput,
     CommandResult,
     LifecycleRequest,
 )
+from api.remediation import ResumeRequest
 from workers import temporal
 from workflows.cluster import CLUSTER_STATE, ClusterWorkflow
 
@@ -120,11 +122,13 @@ async def status(client: Client, namespace: str, name: str) -> ClusterStatus:
 
 
 async def command(client: Client, namespace: str, name: str, update: str, reason: str) -> str:
+    """Send an operator command (an update); a validator's refusal becomes a UsageError."""
+    payload = (
+        ResumeRequest(reason=reason) if update == UPDATE_RESUME else LifecycleRequest(reason=reason)
+    )
     handle = await running_handle(client, namespace, name)
     try:
-        result = await handle.execute_update(
-            update, LifecycleRequest(reason=reason), result_type=CommandResult
-        )
+        result = await handle.execute_update(update, payload, result_type=CommandResult)
     except Exception as error:  # a validator's refusal: nothing was written
         raise UsageError(f"{update} refused: {getattr(error, 'cause', None) or error}") from None
     return str(result.message)

@@ -21,7 +21,6 @@ from activities.local.paths import state_home
 from activities.local.process import alive, running_pid
 from activities.local.runtime import LocalRuntime
 from activities.runtime import StopMode
-from api.layout import ClusterLayout
 from workers import control, temporal
 
 UI_PORT = int(os.environ.get("MYSQLOPS_UI_PORT", "8233"))
@@ -162,15 +161,14 @@ async def down() -> int:
     if _listening(temporal.address()):
         with contextlib.suppress(RuntimeError):
             client = await _client(5)
-    for layout_file in sorted(home.glob("clusters/*/*/layout.json")):
-        namespace, name = layout_file.parent.parent.name, layout_file.parent.name
-        layout = ClusterLayout.model_validate_json(layout_file.read_text())
+    for layout in runtime.saved_layouts():
+        namespace, name = layout.cluster.namespace, layout.cluster.name
         if client is not None and running_pid(home / "worker.pid", "workers.worker"):
             with contextlib.suppress(Exception):
                 await _stop_through_workflow(client, namespace, name)
-        for node in layout.nodes:  # whatever is still running (or no workflow to ask)
-            runtime.stop_node(layout, node.name, StopMode.GRACEFUL, timeout=120)
-        runtime.stop_load_balancer(layout)
+        # Whatever still runs (or when no workflow answered): stopped directly.
+        for problem in runtime.stop_cluster_processes(layout, StopMode.GRACEFUL):
+            print(f"  could not stop {problem}")
         print(f"mysqlcluster {namespace}/{name} stopped (data kept)")
     _stop_pid(home / "worker.pid", "workers.worker")
     _stop_pid(home / "temporal" / "temporal.pid", "start-dev")

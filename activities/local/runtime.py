@@ -68,6 +68,29 @@ class LocalRuntime:
     def _paths(self, cluster: ClusterRef) -> ClusterPaths:
         return ClusterPaths.of(self.home, cluster.namespace, cluster.name)
 
+    def saved_layouts(self) -> list[ClusterLayout]:
+        """Every cluster this state directory holds, as last laid out."""
+        return [
+            ClusterLayout.model_validate_json(path.read_text())
+            for path in sorted(self.home.glob("clusters/*/*/layout.json"))
+        ]
+
+    def stop_cluster_processes(self, layout: ClusterLayout, mode: StopMode) -> list[str]:
+        """Stop every node (and its agent) and the load balancer of a cluster, without its
+        workflow: for `make down` when none answers, and for cleaning up after tests.
+        Returns the problems met; it goes on past each one."""
+        problems = []
+        for node in layout.nodes:
+            try:
+                self.stop_node(layout, node.name, mode, timeout=120)
+            except (OSError, TimeoutError) as error:
+                problems.append(f"{node.name}: {error}")
+            agent = running_pid(self._node_paths(layout, node.name).agent_pid, "workers.agent")
+            if agent is not None:
+                os.kill(agent, signal.SIGKILL)
+        self.stop_load_balancer(layout)
+        return problems
+
     def _node_paths(self, layout: ClusterLayout, node: str) -> NodePaths:
         return self._paths(layout.cluster).node(node)
 

@@ -4,7 +4,6 @@ process against the session's Temporal dev server. Everything started here is st
 import asyncio
 import os
 import random
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -17,10 +16,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.cluster import ClusterActivities
-from activities.local.process import running_pid
 from activities.local.runtime import LocalRuntime
 from activities.runtime import StopMode
-from api.layout import ClusterLayout
 from workers.worker import build_worker
 
 
@@ -42,17 +39,9 @@ def local_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def stop_everything(home: Path) -> None:
     runtime = LocalRuntime(home)
-    for layout_file in home.glob("clusters/*/*/layout.json"):
-        layout = ClusterLayout.model_validate_json(layout_file.read_text())
-        for node in layout.nodes:
-            try:
-                runtime.stop_node(layout, node.name, StopMode.KILL, timeout=10)
-            except Exception as error:  # keep cleaning up the rest
-                print(f"cleanup of {node.name}: {error}", file=sys.stderr)
-        runtime.stop_load_balancer(layout)
-    for agent_pid in home.glob("clusters/*/*/nodes/*/agent.pid"):
-        if (pid := running_pid(agent_pid, "workers.agent")) is not None:
-            os.kill(pid, signal.SIGKILL)
+    for layout in runtime.saved_layouts():
+        for problem in runtime.stop_cluster_processes(layout, StopMode.KILL):
+            print(f"cleanup: {problem}", file=sys.stderr)
 
 
 @pytest.fixture(scope="session")
