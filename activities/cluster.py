@@ -33,6 +33,7 @@ from activities.probe import Target, probe
 from activities.runtime import ClusterLayout, ClusterRef, NodeFailed, Runtime
 from activities.users import APP_SECRET, MONITOR_SECRET, MONITOR_USER, user_statements
 from api.cluster import NodeFacts
+from api.states import NodeState
 from workflows.diagnosis import node_state, serves
 
 Prober = Callable[[Target, float], NodeFacts]
@@ -93,16 +94,24 @@ class ClusterActivities:
         """Wait until the node is Green; heartbeats while it joins (an SST can take long)."""
         deadline = time.monotonic() + request.timeout_seconds
         target = self._monitor_target(request.layout, request.node)
-        peers = [n.name for n in request.layout.nodes if n.name != request.node]
-        alone = 0
+        peers = {
+            n.name: self._monitor_target(request.layout, n.name)
+            for n in request.layout.nodes
+            if n.name != request.node
+        }
+        without_primary = 0
         while True:
             observed = self._observe_node(request.layout, request.node, target, timeout=2)
-            if request.joining and observed.state.value != "Green":
-                running = [p for p in peers if self.runtime.process_facts(request.layout, p).alive]
-                alone = 0 if running else alone + 1
-                if alone >= 6:  # three seconds with no one to join
+            if request.joining and observed.state is not NodeState.GREEN:
+                # A joiner needs a Primary component to take its state from.
+                primary = any(
+                    serves(self._observe_node(request.layout, name, peer, timeout=1).facts, True)
+                    for name, peer in peers.items()
+                )
+                without_primary = 0 if primary else without_primary + 1
+                if without_primary >= 20:  # ten seconds
                     raise ApplicationError(
-                        f"{request.node} cannot join: no other node runs",
+                        f"{request.node} cannot join: no other node is in a Primary component",
                         type="NodeFailed",
                         non_retryable=True,
                     )
@@ -112,12 +121,22 @@ class ClusterActivities:
                     type="NodeFailed",
                     non_retryable=True,
                 )
-            if observed.state.value == "Green":
+            if observed.state is NodeState.GREEN:
                 return observed
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{request.node} not Synced after {request.timeout_seconds} s")
             activity.heartbeat(observed.reason)
             time.sleep(0.5)
+
+    @activity.defn
+    def bootstrap_primary(self, request: NodeInput) -> None:
+        """Make a running node outside any Primary component the new Primary. The workflow
+        has proven it the most advanced and every other node stopped or non-Primary."""
+        self.runtime.admin_sql(
+            request.layout,
+            request.node,
+            ["SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'"],
+        )
 
     @activity.defn
     def set_aside_data(self, request: NodeInput) -> str:
@@ -177,7 +196,8 @@ class ClusterActivities:
         return Observation(
             nodes=nodes,
             writer=view.writer,
-            serving=any(serves(n.facts, request.health.serve_from_donor) for n in nodes),
+            serving=bool(view.up),
+            primary=any(serves(n.facts, request.health.serve_from_donor) for n in nodes),
         )
 
     def _observe_node(

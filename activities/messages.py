@@ -80,7 +80,8 @@ class NodeObservation(ApiModel):
 class Observation(ApiModel):
     nodes: list[NodeObservation]
     writer: str | None = None
-    serving: bool = False
+    serving: bool = False  # the load balancer routes to at least one node
+    primary: bool = False  # at least one node is Synced (or a donor) in a Primary component
     resync: bool = False  # returned because the watch ran its full time, not for a change
 
     def signature(self) -> tuple[object, ...]:
@@ -88,6 +89,7 @@ class Observation(ApiModel):
         return (
             self.writer,
             self.serving,
+            self.primary,
             tuple(
                 (
                     n.name,

@@ -105,7 +105,8 @@ class ClusterMemory(ApiModel):
     observed_generation: int | None = None
     layout: ClusterLayout | None = None
     applied_spec: MySQLClusterSpec | None = None  # what the nodes run with now
-    serving: bool = False
+    serving: bool = False  # reachable through the load balancer
+    primary: bool = False  # a node serves from a Primary component (whatever the balancer)
     message: str = ""
     manual: ManualIntervention | None = None
     remediations: list[RemediationRecord] = Field(default_factory=list)

@@ -22,7 +22,7 @@ class FaultClass(StrEnum):
 class Action(StrEnum):
     RESTART_NODE = "RestartNode"  # start; it rejoins by IST when it can, SST otherwise
     KILL_AND_RESTART_NODE = "KillAndRestartNode"
-    RESTART_DEAD_NODES = "RestartDeadNodes"  # let the last Primary component re-form
+    REFORM_PRIMARY = "ReformPrimary"  # bootstrap the most advanced node, live or stopped
     BOOTSTRAP_MOST_ADVANCED = "BootstrapMostAdvanced"  # then join the others
     REPROVISION_NODE = "ReprovisionNode"  # data dir moved aside, full SST into a fresh one
     MANUAL_INTERVENTION = "ManualIntervention"

@@ -74,8 +74,20 @@ async def stayed_green(handle: WorkflowHandle[Any, Any], since: datetime) -> boo
     return status.state is ClusterState.GREEN and not changed
 
 
+async def settled(client: Client, workflow_id: str, quiet: float = 30) -> None:
+    """Wait until the history has not grown for `quiet` seconds: the creation's tail (late
+    agent reports, the re-examination after the last task) is not part of the idle window."""
+    length, since = -1, time.monotonic()
+    while time.monotonic() - since < quiet:
+        _, events = await history(client, workflow_id)
+        if len(events) != length:
+            length, since = len(events), time.monotonic()
+        await asyncio.sleep(2)
+
+
 async def idle_window(client: Client, workflow_id: str, minutes: float) -> Window:
     handle = client.get_workflow_handle(workflow_id)
+    await settled(client, workflow_id)
     run_before, events_before = await history(client, workflow_id)
     opened_at, started = datetime.now(UTC), time.monotonic()
     print(f"Green and idle; history has {len(events_before)} events; waiting {minutes:g} min")

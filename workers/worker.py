@@ -42,6 +42,7 @@ def build_worker(
             activities.configure_load_balancer,
             activities.remove_node,
             activities.set_aside_data,
+            activities.bootstrap_primary,
             activities.retire_cluster,
             activities.watch_health,
         ],

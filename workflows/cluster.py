@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         LoadBalancerInput,
         NodeInput,
         NodeObservation,
+        NodePosition,
         Observation,
         PositionsInput,
         ProvisionInput,
@@ -34,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
         WaitSyncedInput,
         WatchInput,
     )
-    from activities.runtime import StopMode
+    from activities.runtime import GaleraPosition, StopMode
     from api.cluster import (
         ClusterStatus,
         Endpoints,
@@ -213,7 +214,7 @@ class ClusterWorkflow:
         names = [n.name for n in layout.nodes]
         await self._survey(layout)
         running = self._running_nodes()
-        if running and not self.memory.serving:
+        if running and not self.memory.primary:
             raise TaskFailed(
                 f"nodes {running} run without a Primary component; refusing to bootstrap "
                 "beside them"
@@ -392,7 +393,7 @@ class ClusterWorkflow:
             heartbeat=timedelta(seconds=30),
         )
         self._record(seen)  # a Synced node is fresh evidence too
-        self.memory.serving = True
+        self.memory.primary = True
         self._update_cluster_state("probe")
 
     # -- health ----------------------------------------------------------------------------
@@ -437,6 +438,7 @@ class ClusterWorkflow:
     def _observe(self, observation: Observation) -> None:
         self.memory.writer = observation.writer
         self.memory.serving = observation.serving
+        self.memory.primary = observation.primary
         for seen in observation.nodes:
             self._record(seen)
         self._update_cluster_state("probe")
@@ -476,7 +478,10 @@ class ClusterWorkflow:
         node.evidence_at = report.observed_at
         self._set_node_state(node, report.state, report.reason or report.state.value, "agent")
         donor_serves = self.spec.health.serve_from_donor
-        self.memory.serving = any(serves(n.facts, donor_serves) for n in self.memory.nodes)
+        # An agent's word can take serving away at once; only the probe, which also asks the
+        # load balancer, can give it back.
+        self.memory.primary = any(serves(n.facts, donor_serves) for n in self.memory.nodes)
+        self.memory.serving = self.memory.serving and self.memory.primary
         self._update_cluster_state("agent")
         self._show_details()
         self.decide = True
@@ -564,7 +569,7 @@ class ClusterWorkflow:
             return  # the main loop wakes when the evidence has held still
         fault = diagnose(
             self.memory.nodes,
-            self.memory.serving,
+            self.memory.primary,
             workflow.now(),
             timedelta(seconds=rules.hung_grace_seconds),
             rules.maintenance,
@@ -673,7 +678,16 @@ class ClusterWorkflow:
                         StopInput(layout=layout, node=node, mode=StopMode.KILL),
                     )
                 await self._act(ClusterActivities.start_node, StartInput(layout=layout, node=node))
-                await self._wait_synced(layout, node)
+                try:
+                    await self._wait_synced(layout, node)
+                except ActivityError:
+                    # A joiner that found no Primary must not linger half-started. It serves
+                    # nothing and may not heed SIGTERM while it waits for a state transfer.
+                    await self._act(
+                        ClusterActivities.stop_node,
+                        StopInput(layout=layout, node=node, mode=StopMode.KILL),
+                    )
+                    raise
                 return None
 
             return run
@@ -694,18 +708,8 @@ class ClusterWorkflow:
 
             return run
 
-        def restart_dead() -> Step:
-            async def run() -> str | None:
-                dead = [n.name for n in self.memory.nodes if not n.facts.process_alive]
-                for node in dead:
-                    await self._act(
-                        ClusterActivities.start_node, StartInput(layout=layout, node=node)
-                    )
-                for node in dead:
-                    await self._wait_synced(layout, node)
-                return f"restarted {', '.join(dead)}"
-
-            return run
+        async def reform() -> str | None:
+            return await self._reform_primary(layout)
 
         if action is Action.RESTART_NODE:
             return [(node, restart(node)) for node in nodes]
@@ -713,11 +717,59 @@ class ClusterWorkflow:
             return [(node, restart(node, kill_first=True)) for node in nodes]
         if action is Action.BOOTSTRAP_MOST_ADVANCED:
             return [(None, bootstrap)]
-        if action is Action.RESTART_DEAD_NODES:
-            return [(None, restart_dead())]
+        if action is Action.REFORM_PRIMARY:
+            return [(None, reform)]
         if action is Action.REPROVISION_NODE:
             return [(node, reprovision(node)) for node in nodes]
         raise TaskFailed(f"no steps for {action.value}")
+
+    async def _reform_primary(self, layout: ClusterLayout) -> str:
+        """Quorum lost: running nodes sit outside any Primary component, the others are down.
+        Bootstrap the most advanced node: a running one in place (pc.bootstrap), or, when a
+        stopped node is ahead, stop the running ones first and start the cluster from it."""
+        await self._survey(layout)
+        if self.memory.primary:
+            return "a Primary component re-formed on its own"
+        live = [n for n in self.memory.nodes if n.facts.process_alive]
+        for silent in [n for n in live if not n.facts.reachable]:
+            # Still starting or hung: it serves nothing; stopped, its position can be read.
+            await self._act(
+                ClusterActivities.stop_node,
+                StopInput(layout=layout, node=silent.name, mode=StopMode.KILL),
+            )
+        live = [n for n in live if n.facts.reachable]
+        answering = {n.name for n in live}
+        dead = [n.name for n in self.memory.nodes if n.name not in answering]
+        stored: list[NodePosition] = (
+            await self._act(
+                ClusterActivities.node_positions, PositionsInput(layout=layout, nodes=dead)
+            )
+            if dead
+            else []
+        )
+        positions = stored + [
+            NodePosition(node=n.name, position=GaleraPosition(seqno=n.facts.seqno or -1))
+            for n in live
+        ]
+        choice = choose_bootstrap(positions, {n.name: n.ordinal for n in layout.nodes})
+        self._transition("cluster", "QuorumLost", "bootstrapping", choice.reason)
+        if choice.node in dead:
+            for running in live:
+                await self._act(
+                    ClusterActivities.stop_node, StopInput(layout=layout, node=running.name)
+                )
+            await self._start_cluster(layout)
+            return choice.reason
+        await self._act(
+            ClusterActivities.bootstrap_primary,
+            NodeInput(layout=layout, node=choice.node),
+            summary=f"pc.bootstrap on {choice.node}: {choice.reason}",
+        )
+        await self._wait_synced(layout, choice.node, joining=False)
+        for node in dead:
+            await self._act(ClusterActivities.start_node, StartInput(layout=layout, node=node))
+            await self._wait_synced(layout, node)
+        return choice.reason
 
     def _pause(self, fault: Fault, reason: str) -> None:
         """Manual intervention: automation stops for this cluster; health reporting goes on."""

@@ -6,10 +6,10 @@ Which fault, in order of precedence (the first that applies is handled first):
 |----------------|-----------------------------------------------------------------|
 | StorageError   | a stopped node's error log shows disk full or permission denied |
 | ClusterDown    | no node runs                                                    |
-| QuorumLost     | some nodes run, none serves (no Primary component)              |
+| QuorumLost     | some nodes run, none in a Primary component                     |
 | NodeHung       | runs, but has not answered for `hungGraceSeconds`               |
-| NodeCrashed    | Red-unclean while the cluster serves                            |
-| NodeStopped    | Red-clean while the cluster serves, not in maintenance          |
+| NodeCrashed    | Red-unclean while a Primary component exists                    |
+| NodeStopped    | Red-clean while a Primary component exists, not in maintenance  |
 | Unknown        | Unknown for `hungGraceSeconds` with no process evidence          |
 
 A Yellow node (starting, joining by IST or SST, donor) is never a fault: it is not restarted
@@ -42,7 +42,7 @@ class Playbook:
 
 PLAYBOOKS: dict[FaultClass, Playbook] = {
     FaultClass.CLUSTER_DOWN: Playbook(Action.BOOTSTRAP_MOST_ADVANCED, None),
-    FaultClass.QUORUM_LOST: Playbook(Action.RESTART_DEAD_NODES, None),
+    FaultClass.QUORUM_LOST: Playbook(Action.REFORM_PRIMARY, None),
     FaultClass.NODE_HUNG: Playbook(Action.KILL_AND_RESTART_NODE, FaultClass.NODE_CANNOT_JOIN),
     FaultClass.NODE_CRASHED: Playbook(Action.RESTART_NODE, FaultClass.NODE_CANNOT_JOIN),
     FaultClass.NODE_STOPPED: Playbook(Action.RESTART_NODE, FaultClass.NODE_CANNOT_JOIN),
@@ -78,7 +78,7 @@ def _storage_error(node: NodeMemory) -> bool:
 
 def diagnose(
     nodes: Sequence[NodeMemory],
-    serving: bool,
+    primary: bool,
     now: datetime,
     grace: timedelta,
     maintenance: Sequence[str] = (),
@@ -97,7 +97,7 @@ def diagnose(
     running = [n for n in nodes if n.facts.process_alive]
     if all(n.facts.process_alive is False for n in nodes):
         return fault(FaultClass.CLUSTER_DOWN, nodes)
-    if not serving:
+    if not primary:
         outside = [
             n
             for n in running

@@ -268,6 +268,32 @@ async def test_remediation_brings_killed_nodes_back(
         cur.execute("SELECT item FROM shop.orders WHERE id = 1")
         assert cur.fetchone() == ("tea",)  # no acknowledged write lost
 
+    # Two of three killed: the survivor loses quorum. A Primary is re-formed on the most
+    # advanced node without split brain, and the dead nodes rejoin.
+    survivor = healed["writer"]
+    others = [n for n in healed["nodes"] if n["name"] != survivor]
+    repairs = len(healed["remediations"])
+    killed_at = time.monotonic()
+    for victim in others:
+        os.kill(victim["pid"], signal.SIGKILL)
+    healed = await until(
+        cli_env,
+        lambda s: (
+            s["state"] == "Green"
+            and len(s["remediations"]) > repairs
+            and s["remediations"][-1]["outcome"] == "Succeeded"
+            and s["currentTask"] is None
+        ),
+        timeout=300,
+    )
+    print(f"two of three SIGKILLed: Green again after {time.monotonic() - killed_at:.1f} s")
+    faults = {r["fault"] for r in healed["remediations"][repairs:]}
+    assert faults <= {"NodeCrashed", "QuorumLost"}, faults
+    assert healed["manualIntervention"] is None
+    with connect(c["host"], c["port"], c["user"], c["password"]) as conn, conn.cursor() as cur:
+        cur.execute("SELECT item FROM shop.orders WHERE id = 1")
+        assert cur.fetchone() == ("tea",)
+
 
 async def test_a_second_cluster_runs_beside_and_delete_policy_removes_it(
     cli_env: dict[str, str], credentials: dict[str, Any], tmp_path: Path, local_home: Path

@@ -44,6 +44,7 @@ class FakeRuntime:
     gated_node: str | None = None  # start_node of this node waits for `gate`
     failing: set[str] = field(default_factory=set)  # nodes whose mariadbd exits at start
     hung: set[str] = field(default_factory=set)  # alive, never answering (SIGSTOP)
+    non_primary: set[str] = field(default_factory=set)  # alive, outside any Primary component
     _pids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
 
     def layout(self, cluster: ClusterRef, replicas: int) -> ClusterLayout:
@@ -121,7 +122,11 @@ class FakeRuntime:
         self.calls.append(("lb-stop",))
 
     def admin_sql(self, layout: ClusterLayout, node: str, statements: list[str]) -> None:
-        self.calls.append(("users", node))
+        if any("pc.bootstrap=YES" in s for s in statements):
+            self.calls.append(("pc.bootstrap", node))
+            self.non_primary.clear()  # the others in its component follow it
+        else:
+            self.calls.append(("users", node))
 
     def ensure_secret(self, cluster: ClusterRef, key: str) -> None:
         self.secrets.setdefault(key, f"s3cr3t-{key}-{len(self.secrets)}-value")
@@ -147,6 +152,14 @@ class FakeRuntime:
             return NodeFacts(reachable=False, error="connection refused")
         if node.name in self.hung:
             return NodeFacts(reachable=False, error="timed out")
+        if node.name in self.non_primary:
+            return NodeFacts(
+                reachable=True,
+                wsrep_state="Initialized",
+                wsrep_cluster_status="non-Primary",
+                wsrep_ready=False,
+                seqno=node.seqno,
+            )
         return NodeFacts(
             reachable=True,
             wsrep_state="Synced",

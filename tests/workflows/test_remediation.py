@@ -54,6 +54,24 @@ async def test_whole_cluster_down_bootstraps_the_most_advanced_node(harness: Har
     assert any("highest committed seqno" in t.reason for t in healed.transitions)
 
 
+async def test_quorum_lost_reforms_a_primary_on_the_most_advanced_survivor(
+    harness: Harness,
+) -> None:
+    handle = await harness.start(remediation=FAST)
+    ready = await until(handle, green_and_idle)
+    survivor, *dead = [n.name for n in ready.nodes]
+    for name, seqno in zip((survivor, *dead), (10, 5, 7), strict=True):
+        harness.runtime.nodes[name].seqno = seqno
+    harness.runtime.non_primary.add(survivor)
+    for name in dead:
+        harness.runtime.crash(name)
+    healed = await until(handle, lambda s: green_and_idle(s) and bool(s.remediations), 60)
+    record = healed.remediations[-1]
+    assert (record.fault, record.outcome) == (FaultClass.QUORUM_LOST, Outcome.SUCCEEDED)
+    assert ("pc.bootstrap", survivor) in harness.runtime.calls
+    assert not [c for c in harness.runtime.calls if c[0] == "start" and c[2] and c[1] in dead]
+
+
 async def test_a_node_that_cannot_rejoin_is_reprovisioned_then_handed_to_a_human(
     harness: Harness,
 ) -> None:
