@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -293,6 +294,39 @@ async def test_remediation_brings_killed_nodes_back(
     with connect(c["host"], c["port"], c["user"], c["password"]) as conn, conn.cursor() as cur:
         cur.execute("SELECT item FROM shop.orders WHERE id = 1")
         assert cur.fetchone() == ("tea",)
+
+
+async def test_a_hung_node_is_killed_and_restarted_after_the_grace_period(
+    cli_env: dict[str, str], credentials: dict[str, Any]
+) -> None:
+    before = await status(cli_env)
+    victim = next(n for n in before["nodes"] if n["name"] != before["writer"])
+    repairs = len(before["remediations"])
+    os.kill(victim["pid"], signal.SIGSTOP)  # alive, answering nothing
+    try:
+        hung = await until(
+            cli_env, lambda s: node(s, victim["name"])["state"] == "Unknown", timeout=15
+        )
+        assert len(hung["remediations"]) == repairs  # within the grace period: nothing yet
+        healed = await until(
+            cli_env,
+            lambda s: (
+                s["state"] == "Green"
+                and len(s["remediations"]) > repairs
+                and s["currentTask"] is None
+            ),
+            timeout=180,
+        )
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim["pid"], signal.SIGCONT)
+    record = healed["remediations"][-1]
+    assert (record["fault"], record["nodes"], record["outcome"]) == (
+        "NodeHung",
+        [victim["name"]],
+        "Succeeded",
+    )
+    assert node(healed, victim["name"])["pid"] != victim["pid"]
 
 
 async def test_a_second_cluster_runs_beside_and_delete_policy_removes_it(
