@@ -239,7 +239,9 @@ async def test_remediation_brings_killed_nodes_back(
     os.kill(victim["pid"], signal.SIGKILL)
     await until(cli_env, lambda s: node(s, victim["name"])["state"] != "Green", timeout=10)
     healed = await until(
-        cli_env, lambda s: s["state"] == "Green" and bool(s["remediations"]), timeout=120
+        cli_env,
+        lambda s: s["state"] == "Green" and bool(s["remediations"]) and s["currentTask"] is None,
+        timeout=120,
     )
     print(f"one node SIGKILLed: Green again after {time.monotonic() - killed_at:.1f} s")
     record = healed["remediations"][-1]
