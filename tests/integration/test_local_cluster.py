@@ -331,6 +331,34 @@ async def test_a_hung_node_is_killed_and_restarted_after_the_grace_period(
     assert node(healed, victim["name"])["pid"] != victim["pid"]
 
 
+async def test_a_repair_survives_the_worker_dying_in_the_middle(
+    cli_env: dict[str, str], credentials: dict[str, Any], worker: WorkerControl
+) -> None:
+    before = await status(cli_env)
+    victim = next(n for n in before["nodes"] if n["name"] != before["writer"])
+    repairs = len(before["remediations"])
+    os.kill(victim["pid"], signal.SIGKILL)
+    await until(
+        cli_env,
+        lambda s: (s["currentTask"] or {}).get("kind") == "remediate",
+        timeout=30,
+    )
+    await worker.stop()  # mid-repair: the restart or its wait for Synced is in flight
+    await asyncio.sleep(2)
+    await worker.start()
+    healed = await until(
+        cli_env,
+        lambda s: (
+            s["state"] == "Green" and len(s["remediations"]) > repairs and s["currentTask"] is None
+        ),
+        timeout=180,
+    )
+    assert healed["remediations"][repairs]["nodes"] == [victim["name"]]
+    assert healed["manualIntervention"] is None
+    running = [n["pid"] for n in healed["nodes"] if n["name"] == victim["name"]]
+    assert running and alive(running[0])  # started once, not twice: one live mariadbd
+
+
 async def test_a_second_cluster_runs_beside_and_delete_policy_removes_it(
     cli_env: dict[str, str], credentials: dict[str, Any], tmp_path: Path, local_home: Path
 ) -> None:
