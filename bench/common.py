@@ -35,7 +35,8 @@ from api.messages import QUERY_STATUS, UPDATE_DELETE, ClusterWorkflowInput, Life
 from api.states import ClusterState
 from workers import temporal
 from workers.worker import build_worker
-from workflows.cluster import CLUSTER_STATE, ClusterWorkflow
+from workflows.cluster import ClusterWorkflow
+from workflows.search import CLUSTER_STATE
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPORAL_CLI = str(Path(sys.executable).parent / "temporal")

@@ -10,7 +10,7 @@ import pytest_asyncio
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from workflows.cluster import CLUSTER_STATE
+from workflows.search import CLUSTER_STATE
 
 TEMPORAL = str(Path(sys.executable).parent / "temporal")
 

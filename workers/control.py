@@ -32,7 +32,8 @@ from api.messages import (
 )
 from api.remediation import ResumeRequest
 from workers import temporal
-from workflows.cluster import CLUSTER_STATE, ClusterWorkflow
+from workflows.cluster import ClusterWorkflow
+from workflows.search import CLUSTER_STATE
 
 
 class UsageError(Exception):

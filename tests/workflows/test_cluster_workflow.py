@@ -28,7 +28,7 @@ from tests.workflows.harness import (
     status,
     until,
 )
-from workflows.cluster import CLUSTER_STATE
+from workflows.search import CLUSTER_STATE
 
 
 async def test_create_bootstraps_first_node_then_joins_the_rest(harness: Harness) -> None:

@@ -15,7 +15,7 @@ from tests.workflows.harness import (
     status,
     until,
 )
-from workflows.cluster import CLUSTER_STATE
+from workflows.search import CLUSTER_STATE
 
 FAST = {"backoffSeconds": 0.5, "hungGraceSeconds": 2}
 

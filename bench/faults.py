@@ -1,0 +1,432 @@
+"""Benchmark: faults injected into a 3-node cluster under a steady writer, repaired by its workflow.
+
+Target: no acknowledged write lost, the same table checksum on every node, the cluster Green at
+the end, and no manual intervention needed.
+
+Creates a 3-node cluster with the default spec (remediation enabled) through its workflow. A
+writer thread inserts rows with increasing ids into `chaos.acked` through the writer endpoint
+(HAProxy) as fast as it can, recording every acknowledged id and every error (failed statements
+and failed reconnects alike); on an error it reconnects every 0.2 s.
+
+Then `--faults` faults, chosen with random.Random(--seed) among:
+
+  kill      SIGKILL of one random node
+  stop      SIGTERM of one random node
+  hang      SIGSTOP of one random node (the controller kills and restarts it after its grace)
+  kill-all  SIGKILL of all three nodes
+
+Before each fault the cluster must be Green with no task running or queued. Per fault: the time
+to detection (first 0.2 s status poll where a victim is no longer Green or the cluster is not),
+the time until Green and idle again with every victim on a new process, the writer's errors and
+its longest stall between two acknowledged inserts in that window, and the repairs recorded. A
+fault that is not repaired within 240 s, or a manual intervention, stops the injecting.
+
+At the end the writer stops and every acknowledged id is looked for on every node directly
+(`wsrep_sync_wait=1`), and `CHECKSUM TABLE chaos.acked` is compared across the nodes.
+
+Run from the repository root:  .venv/bin/python bench/faults.py [--faults 6] [--seed 1]
+Exit status 0 when no acknowledged row is lost, the checksums are identical, the cluster ends
+Green and no manual intervention appeared; 1 otherwise.
+"""
+
+import argparse
+import asyncio
+import bisect
+import contextlib
+import itertools
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pymysql
+from temporalio.client import WorkflowHandle
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from activities.local.process import alive, cmdline
+from activities.local.runtime import LocalRuntime
+from activities.runtime import ClusterRef
+from activities.users import APP_SECRET, APP_USER
+from api.cluster import ClusterStatus, NodeStatus
+from api.states import ClusterState, NodeState
+from bench.common import (
+    POLL_SECONDS,
+    cluster_resource,
+    delete_cluster,
+    finish,
+    green_and_idle,
+    private_home,
+    start_cluster,
+    status_of,
+    temporal_stack,
+    wait_green,
+)
+
+CLUSTER_NAME = "faults"
+CREATE_TIMEOUT = 600.0
+FAULT_TIMEOUT = 240.0  # seconds from injection to Green and idle again
+WRITE_PAUSE = 0.01  # seconds between two inserts
+RECONNECT_PAUSE = 0.2  # seconds between two reconnect attempts
+FAULT_KINDS: dict[str, signal.Signals] = {
+    "kill": signal.SIGKILL,
+    "stop": signal.SIGTERM,
+    "hang": signal.SIGSTOP,
+    "kill-all": signal.SIGKILL,
+}
+
+
+# -- the writer -------------------------------------------------------------------------------
+
+
+class Writer(threading.Thread):
+    """Inserts rows with increasing ids through the writer endpoint until stopped."""
+
+    def __init__(self, host: str, port: int, password: str) -> None:
+        super().__init__(name="writer", daemon=True)
+        self.host, self.port, self.password = host, port, password
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.acked: list[int] = []
+        self.acked_at: list[float] = []  # monotonic time of each acknowledgement, ascending
+        self.errors: list[tuple[float, str]] = []  # (monotonic time, message)
+        self.ready = threading.Event()  # the table exists and one row is acknowledged
+
+    def connect(self) -> pymysql.Connection[Any]:
+        return pymysql.connect(
+            host=self.host,
+            port=self.port,
+            user=APP_USER,
+            password=self.password,
+            autocommit=True,
+            connect_timeout=2,
+            read_timeout=5,
+            write_timeout=5,
+        )
+
+    def error(self, exc: Exception) -> None:
+        with self.lock:
+            self.errors.append((time.monotonic(), f"{type(exc).__name__}: {exc}"))
+
+    def run(self) -> None:
+        next_id = 1
+        conn: pymysql.Connection[Any] | None = None
+        prepared = False
+        while not self.stopping.is_set():
+            try:
+                if conn is None:
+                    conn = self.connect()
+                with conn.cursor() as cursor:
+                    if not prepared:
+                        cursor.execute("CREATE DATABASE IF NOT EXISTS chaos")
+                        cursor.execute(
+                            "CREATE TABLE IF NOT EXISTS chaos.acked "
+                            "(id BIGINT PRIMARY KEY, at DOUBLE)"
+                        )
+                        prepared = True
+                    row_id, next_id = next_id, next_id + 1  # never reused: it may have landed
+                    cursor.execute(
+                        "INSERT INTO chaos.acked (id, at) VALUES (%s, %s)", (row_id, time.time())
+                    )
+                with self.lock:
+                    self.acked.append(row_id)
+                    self.acked_at.append(time.monotonic())
+                self.ready.set()
+                self.stopping.wait(WRITE_PAUSE)
+            except (pymysql.err.MySQLError, OSError) as exc:
+                self.error(exc)
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        conn.close()
+                    conn = None
+                self.stopping.wait(RECONNECT_PAUSE)
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def errors_between(self, start: float, end: float) -> int:
+        with self.lock:
+            return sum(1 for at, _ in self.errors if start <= at <= end)
+
+    def longest_stall(self, start: float, end: float) -> float:
+        """Longest time without an acknowledgement within [start, end], counting from the last
+        acknowledgement before `start` and up to `end` if none came after the last one."""
+        with self.lock:
+            times = list(self.acked_at)
+        first = bisect.bisect_left(times, start)
+        last = bisect.bisect_right(times, end)
+        window = times[max(first - 1, 0) : last]
+        if not window:
+            return end - start
+        points = [*window, end]
+        if window[0] > start:
+            points.insert(0, start)
+        return max(b - a for a, b in itertools.pairwise(points))
+
+
+# -- one fault --------------------------------------------------------------------------------
+
+
+@dataclass
+class FaultResult:
+    kind: str
+    victims: list[str]
+    detect: float | None = None
+    green: float | None = None
+    errors: int = 0
+    stall: float = 0.0
+    repairs: list[str] = field(default_factory=list)
+    manual: str | None = None
+    note: str = ""
+
+
+def node_named(status: ClusterStatus, name: str) -> NodeStatus:
+    return next(n for n in status.nodes if n.name == name)
+
+
+def signal_node(pid: int, sig: signal.Signals) -> None:
+    if not alive(pid) or "mariadbd" not in cmdline(pid):
+        raise RuntimeError(f"pid {pid} is not a running mariadbd")
+    os.kill(pid, sig)
+
+
+async def inject(
+    handle: WorkflowHandle[Any, Any], writer: Writer, kind: str, rng: random.Random
+) -> FaultResult:
+    before = await wait_green(handle, FAULT_TIMEOUT)
+    targets = list(before.nodes) if kind == "kill-all" else [rng.choice(before.nodes)]
+    old_pids = {n.name: n.pid for n in targets}
+    result = FaultResult(kind, [n.name for n in targets])
+    repairs_before = len(before.remediations)
+    started = time.monotonic()
+    for target in targets:
+        assert target.pid is not None, f"{target.name} has no pid while Green"
+        signal_node(target.pid, FAULT_KINDS[kind])
+    status = before
+    try:
+        while True:
+            status = await status_of(handle)
+            now = time.monotonic() - started
+            if result.detect is None and (
+                status.state is not ClusterState.GREEN
+                or any(node_named(status, v).state is not NodeState.GREEN for v in result.victims)
+            ):
+                result.detect = now
+            if status.manual_intervention is not None:
+                mi = status.manual_intervention
+                result.manual = f"{mi.fault}: {mi.reason}"
+                break
+            restarted = all(
+                node_named(status, v).pid not in (None, old_pids[v]) for v in result.victims
+            )
+            if result.detect is not None and restarted and green_and_idle(status):
+                result.green = now
+                break
+            if now > FAULT_TIMEOUT:
+                result.note = f"not Green and idle within {FAULT_TIMEOUT:.0f} s: {status.message}"
+                break
+            await asyncio.sleep(POLL_SECONDS)
+    finally:
+        if kind == "hang":  # should be dead by now; never leave it stopped
+            for pid in old_pids.values():
+                if pid is not None and alive(pid):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGCONT)
+    ended = time.monotonic()
+    result.errors = writer.errors_between(started, ended)
+    result.stall = writer.longest_stall(started, ended)
+    result.repairs = [f"{r.fault}:{r.outcome}" for r in status.remediations[repairs_before:]]
+    return result
+
+
+# -- the final checks -------------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    acked: int
+    lost_per_node: dict[str, int]
+    checksums: dict[str, int | None]
+    final_state: str
+    manual: str | None
+    problems: list[str]
+
+    @property
+    def lost(self) -> int:
+        return max(self.lost_per_node.values(), default=self.acked)
+
+    @property
+    def checksums_identical(self) -> bool:
+        values = set(self.checksums.values())
+        return len(values) == 1 and None not in values and len(self.checksums) > 0
+
+    @property
+    def passed(self) -> bool:
+        return (
+            not self.problems
+            and self.lost == 0
+            and self.checksums_identical
+            and self.final_state == ClusterState.GREEN
+            and self.manual is None
+        )
+
+
+def read_node(host: str, port: int, password: str) -> tuple[set[int], int | None]:
+    conn = pymysql.connect(
+        host=host,
+        port=port,
+        user=APP_USER,
+        password=password,
+        autocommit=True,
+        connect_timeout=5,
+        read_timeout=60,
+    )
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SET SESSION wsrep_sync_wait=1")
+            cursor.execute("SELECT id FROM chaos.acked")
+            ids = {int(row[0]) for row in cursor.fetchall()}
+            cursor.execute("CHECKSUM TABLE chaos.acked")
+            row = cursor.fetchone()
+        return ids, (int(row[1]) if row and row[1] is not None else None)
+    finally:
+        conn.close()
+
+
+async def verify(handle: WorkflowHandle[Any, Any], writer: Writer, password: str) -> Verdict:
+    problems: list[str] = []
+    try:
+        status = await wait_green(handle, FAULT_TIMEOUT)
+    except TimeoutError as exc:
+        problems.append(str(exc))
+        status = await status_of(handle)
+    with writer.lock:
+        acked = set(writer.acked)
+    lost: dict[str, int] = {}
+    checksums: dict[str, int | None] = {}
+    for node in status.nodes:
+        try:
+            ids, checksum = await asyncio.to_thread(read_node, node.host, node.port, password)
+        except pymysql.err.MySQLError as exc:
+            problems.append(f"{node.name}: {exc}")
+            lost[node.name], checksums[node.name] = len(acked), None
+            continue
+        lost[node.name], checksums[node.name] = len(acked - ids), checksum
+    mi = status.manual_intervention
+    return Verdict(
+        acked=len(acked),
+        lost_per_node=lost,
+        checksums=checksums,
+        final_state=str(status.state),
+        manual=f"{mi.fault}: {mi.reason}" if mi else None,
+        problems=problems,
+    )
+
+
+# -- the benchmark ----------------------------------------------------------------------------
+
+
+def seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def report(results: list[FaultResult], verdict: Verdict) -> None:
+    print()
+    header = (
+        f"{'#':>2}  {'fault':<8}  {'victim':<26}  {'detect s':>8}  {'Green again s':>13}  "
+        f"{'write errors':>12}  {'longest stall s':>15}  repairs"
+    )
+    print(header)
+    for number, r in enumerate(results, 1):
+        green = seconds(r.green) if r.green is not None else "TIMEOUT"
+        if r.manual:
+            green = "MANUAL"
+        print(
+            f"{number:>2}  {r.kind:<8}  {','.join(r.victims):<26}  {seconds(r.detect):>8}  "
+            f"{green:>13}  {r.errors:>12}  {r.stall:>15.1f}  {' '.join(r.repairs) or '-'}"
+        )
+        if r.manual:
+            print(f"    manual intervention: {r.manual}")
+        if r.note:
+            print(f"    {r.note}")
+    print()
+    print(f"acknowledged rows:      {verdict.acked}")
+    per_node = ", ".join(f"{n} {c}" for n, c in verdict.lost_per_node.items())
+    print(f"rows lost:              {verdict.lost} (must be 0; per node: {per_node})")
+    sums = ", ".join(f"{n} {c}" for n, c in verdict.checksums.items())
+    print(f"identical checksums:    {'yes' if verdict.checksums_identical else 'NO'} ({sums})")
+    print(f"final state:            {verdict.final_state}")
+    print(f"manual intervention:    {verdict.manual or 'none'}")
+    for problem in verdict.problems:
+        print(f"problem: {problem}")
+    print("by-hand reference for this machine: see docs/benchmarks.md (not measured here)")
+    print("PASS" if verdict.passed else "FAIL")
+
+
+async def run(faults: int, seed: int) -> tuple[list[FaultResult], Verdict]:
+    rng = random.Random(seed)
+    results: list[FaultResult] = []
+    with private_home("mysqlops-bench-faults-") as home:
+        async with temporal_stack(home) as client:
+            cluster = cluster_resource(CLUSTER_NAME)
+            handle = await start_cluster(client, cluster)
+            writer: Writer | None = None
+            try:
+                started = time.monotonic()
+                status = await wait_green(handle, CREATE_TIMEOUT)
+                print(f"3-node cluster Green in {time.monotonic() - started:.1f} s", flush=True)
+                assert status.endpoints is not None
+                ref = ClusterRef(namespace=cluster.metadata.namespace, name=cluster.metadata.name)
+                password = LocalRuntime(home).read_secret(ref, APP_SECRET)
+                writer = Writer("127.0.0.1", status.endpoints.writer_port, password)
+                writer.start()
+                if not await asyncio.to_thread(writer.ready.wait, 60):
+                    raise RuntimeError(f"the writer acknowledged nothing: {writer.errors[-3:]}")
+                for number in range(1, faults + 1):
+                    kind = rng.choice(list(FAULT_KINDS))
+                    result = await inject(handle, writer, kind, rng)
+                    results.append(result)
+                    print(
+                        f"fault {number}: {kind} {','.join(result.victims)}: detected "
+                        f"{seconds(result.detect)} s, Green again {seconds(result.green)} s, "
+                        f"{result.errors} write errors, repairs {' '.join(result.repairs) or '-'}",
+                        flush=True,
+                    )
+                    if result.manual or result.green is None:
+                        print("stopping the injection", flush=True)
+                        break
+                writer.stopping.set()
+                await asyncio.to_thread(writer.join, 30)
+                verdict = await verify(handle, writer, password)
+            finally:
+                if writer is not None:
+                    writer.stopping.set()
+                    await asyncio.to_thread(writer.join, 30)
+                try:
+                    await delete_cluster(handle, home, timeout=300)
+                except Exception as exc:  # the clean-up below still runs
+                    print(f"cleanup: delete failed: {exc!r}", file=sys.stderr)
+    return results, verdict
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--faults", type=int, default=6, help="faults to inject")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the fault choice")
+    return parser.parse_args()
+
+
+async def main(faults: int, seed: int) -> int:
+    results, verdict = await run(faults, seed)
+    report(results, verdict)
+    return 0 if verdict.passed else 1
+
+
+if __name__ == "__main__":
+    args = parse_args()
+    finish(asyncio.run(main(args.faults, args.seed)))

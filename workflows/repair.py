@@ -1,0 +1,332 @@
+"""Fault handling in the cluster workflow: decide from the evidence, repair through the queue.
+
+A mixin of `ClusterWorkflow` (workflows/cluster.py), kept apart so each file reads on its own:
+the decision is `faults.diagnose` plus the `PLAYBOOKS` table; here is how a chosen playbook is
+queued, carried out step by step with a record, escalated, or handed to a human.
+"""
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.cluster import ClusterActivities
+    from activities.messages import (
+        NodeInput,
+        NodePosition,
+        PositionsInput,
+        StartInput,
+        StopInput,
+    )
+    from activities.runtime import GaleraPosition, StopMode
+    from api.cluster import MySQLClusterSpec
+    from api.layout import ClusterLayout
+    from api.messages import UPDATE_RESUME, ClusterMemory, CommandResult, QueuedTask
+    from api.remediation import (
+        Action,
+        ActionRecord,
+        ManualIntervention,
+        Outcome,
+        RemediationRecord,
+        ResumeRequest,
+    )
+    from api.states import Phase
+    from workflows.bootstrap import NoSafeBootstrap, choose_bootstrap
+    from workflows.faults import PLAYBOOKS, Fault, diagnose, next_deadline
+    from workflows.search import CLUSTER_STATE, MANUAL_INTERVENTION
+
+REMEDIATIONS_KEPT = 20
+
+Step = Callable[[], Awaitable[str | None]]  # one recorded step of a playbook action
+
+
+class TaskFailed(Exception):
+    """A task could not finish; the reason goes to the status."""
+
+
+class Repairs:
+    """Fault handling for the cluster workflow; the host class provides what is declared."""
+
+    memory: ClusterMemory
+    spec: MySQLClusterSpec
+    stale: bool
+    decide: bool
+    changed_at: datetime
+
+    if TYPE_CHECKING:
+
+        async def _act(
+            self,
+            activity: Callable[..., Any],
+            argument: Any,
+            timeout: timedelta = ...,
+            heartbeat: timedelta | None = ...,
+            summary: str | None = ...,
+        ) -> Any: ...
+
+        async def _wait_synced(
+            self, layout: ClusterLayout, node: str, joining: bool = ...
+        ) -> None: ...
+
+        async def _start_cluster(self, layout: ClusterLayout) -> None: ...
+
+        async def _survey(self, layout: ClusterLayout) -> None: ...
+
+        def _layout_or_fail(self) -> ClusterLayout: ...
+
+        def _transition(self, subject: str, before: str, after: str, reason: str) -> None: ...
+
+        def _show_details(self) -> None: ...
+
+    def _decide(self) -> None:
+        """Diagnose the evidence; queue the playbook's repair, escalate, or pause for a human."""
+        rules = self.spec.remediation
+        if self.memory.phase != Phase.RUNNING.value or self.memory.manual or not rules.enabled:
+            return
+        if self.stale or workflow.now() < self.changed_at + self._settle():
+            return  # the main loop wakes when the evidence has held still
+        fault = diagnose(
+            self.memory.nodes,
+            self.memory.primary,
+            workflow.now(),
+            timedelta(seconds=rules.hung_grace_seconds),
+            rules.maintenance,
+        )
+        while fault is not None:
+            playbook = PLAYBOOKS[fault.fault]
+            attempts = self.memory.attempts.get(_attempt_key(fault), 0)
+            limit = 1 if playbook.action is Action.REPROVISION_NODE else rules.max_attempts_per_node
+            if playbook.action is Action.MANUAL_INTERVENTION:
+                return self._pause(fault, f"{fault.fault.value} needs a human")
+            if attempts < limit:
+                break
+            if playbook.escalate_to is None:
+                return self._pause(
+                    fault, f"{fault.fault.value} not repaired after {attempts} attempt(s)"
+                )
+            fault = Fault(
+                playbook.escalate_to,
+                fault.nodes,
+                f"{fault.fault.value} not repaired after {attempts} attempt(s); {fault.evidence}",
+            )
+        if fault is None:
+            return
+        retry_after = self.memory.retry_after.get(_attempt_key(fault))
+        if retry_after is not None and workflow.now() < retry_after:
+            return  # the main loop wakes when the backoff ends
+        self.memory.task_counter += 1
+        record = RemediationRecord(
+            id=f"remediate-{self.memory.task_counter}",
+            fault=fault.fault,
+            nodes=list(fault.nodes),
+            evidence=fault.evidence,
+            attempt=self.memory.attempts.get(_attempt_key(fault), 0) + 1,
+            started_at=workflow.now(),
+        )
+        self.memory.queue.append(
+            QueuedTask(
+                id=record.id,
+                kind="remediate",
+                requested_at=workflow.now(),
+                reason=f"{fault.fault.value} {', '.join(fault.nodes)} "
+                f"(attempt {record.attempt}): {PLAYBOOKS[fault.fault].action.value}",
+                remediation=record,
+            )
+        )
+
+    def _time_to_next_decision(self) -> timedelta | None:
+        """Until a backoff or a hung node's grace period ends; None when nothing is pending."""
+        grace = timedelta(seconds=self.spec.remediation.hung_grace_seconds)
+        moments = list(self.memory.retry_after.values())
+        if workflow.now() < self.changed_at + self._settle():
+            moments.append(self.changed_at + self._settle())
+        if (unknown := next_deadline(self.memory.nodes, grace)) is not None:
+            moments.append(unknown)
+        if not moments or self.memory.manual:
+            return None
+        return max(min(moments) - workflow.now(), timedelta(milliseconds=100))
+
+    def _settle(self) -> timedelta:
+        return timedelta(seconds=self.spec.remediation.settle_seconds)
+
+    async def _remediate(self, task: QueuedTask) -> None:
+        record = task.remediation
+        assert record is not None
+        key = _attempt_key(Fault(record.fault, tuple(record.nodes), record.evidence))
+        self.memory.attempts[key] = record.attempt
+        backoff = self.spec.remediation.backoff_seconds * 2 ** (record.attempt - 1)
+        record.started_at = workflow.now()
+        self.memory.remediations.append(record)
+        del self.memory.remediations[:-REMEDIATIONS_KEPT]
+        self._transition("cluster", record.fault.value, "repairing", task.reason)
+        layout = self._layout_or_fail()
+        action = PLAYBOOKS[record.fault].action
+        try:
+            for node, step in self._playbook_steps(action, record.nodes, layout):
+                entry = ActionRecord(action=action, node=node, started_at=workflow.now())
+                record.actions.append(entry)
+                try:
+                    entry.detail = await step() or ""
+                    entry.outcome = Outcome.SUCCEEDED
+                finally:
+                    entry.ended_at = workflow.now()
+                    if entry.outcome is Outcome.RUNNING:
+                        entry.outcome = Outcome.FAILED
+            record.outcome = Outcome.SUCCEEDED
+        except (ActivityError, TaskFailed, NoSafeBootstrap) as error:
+            cause = error.cause if isinstance(error, ActivityError) and error.cause else error
+            record.outcome = Outcome.FAILED
+            if record.actions:
+                record.actions[-1].detail = str(cause)
+            self.memory.retry_after[key] = workflow.now() + timedelta(seconds=backoff)
+        finally:
+            record.ended_at = workflow.now()
+            self._transition("cluster", "repairing", record.outcome.value, task.reason)
+
+    def _playbook_steps(
+        self, action: Action, nodes: list[str], layout: ClusterLayout
+    ) -> list[tuple[str | None, Step]]:
+        """The steps of one playbook action, each a coroutine factory recorded separately."""
+
+        def restart(node: str, kill_first: bool = False) -> Step:
+            async def run() -> str | None:
+                if kill_first:
+                    await self._act(
+                        ClusterActivities.stop_node,
+                        StopInput(layout=layout, node=node, mode=StopMode.KILL),
+                    )
+                await self._act(ClusterActivities.start_node, StartInput(layout=layout, node=node))
+                try:
+                    await self._wait_synced(layout, node)
+                except ActivityError:
+                    # A joiner that found no Primary must not linger half-started. It serves
+                    # nothing and may not heed SIGTERM while it waits for a state transfer.
+                    await self._act(
+                        ClusterActivities.stop_node,
+                        StopInput(layout=layout, node=node, mode=StopMode.KILL),
+                    )
+                    raise
+                return None
+
+            return run
+
+        async def bootstrap() -> str | None:
+            await self._start_cluster(layout)
+            return None
+
+        def reprovision(node: str) -> Step:
+            async def run() -> str | None:
+                await self._act(ClusterActivities.stop_node, StopInput(layout=layout, node=node))
+                kept: str = await self._act(
+                    ClusterActivities.set_aside_data, NodeInput(layout=layout, node=node)
+                )
+                await self._act(ClusterActivities.start_node, StartInput(layout=layout, node=node))
+                await self._wait_synced(layout, node)
+                return f"old data directory kept at {kept}"
+
+            return run
+
+        async def reform() -> str | None:
+            return await self._reform_primary(layout)
+
+        if action is Action.RESTART_NODE:
+            return [(node, restart(node)) for node in nodes]
+        if action is Action.KILL_AND_RESTART_NODE:
+            return [(node, restart(node, kill_first=True)) for node in nodes]
+        if action is Action.BOOTSTRAP_MOST_ADVANCED:
+            return [(None, bootstrap)]
+        if action is Action.REFORM_PRIMARY:
+            return [(None, reform)]
+        if action is Action.REPROVISION_NODE:
+            return [(node, reprovision(node)) for node in nodes]
+        raise TaskFailed(f"no steps for {action.value}")
+
+    async def _reform_primary(self, layout: ClusterLayout) -> str:
+        """Quorum lost: running nodes sit outside any Primary component, the others are down.
+        Bootstrap the most advanced node: a running one in place (pc.bootstrap), or, when a
+        stopped node is ahead, stop the running ones first and start the cluster from it."""
+        await self._survey(layout)
+        if self.memory.primary:
+            return "a Primary component re-formed on its own"
+        live = [n for n in self.memory.nodes if n.facts.process_alive]
+        for silent in [n for n in live if not n.facts.reachable]:
+            # Still starting or hung: it serves nothing; stopped, its position can be read.
+            await self._act(
+                ClusterActivities.stop_node,
+                StopInput(layout=layout, node=silent.name, mode=StopMode.KILL),
+            )
+        live = [n for n in live if n.facts.reachable]
+        answering = {n.name for n in live}
+        dead = [n.name for n in self.memory.nodes if n.name not in answering]
+        stored: list[NodePosition] = (
+            await self._act(
+                ClusterActivities.node_positions, PositionsInput(layout=layout, nodes=dead)
+            )
+            if dead
+            else []
+        )
+        positions = stored + [
+            NodePosition(node=n.name, position=GaleraPosition(seqno=n.facts.seqno or -1))
+            for n in live
+        ]
+        choice = choose_bootstrap(positions, {n.name: n.ordinal for n in layout.nodes})
+        self._transition("cluster", "QuorumLost", "bootstrapping", choice.reason)
+        if choice.node in dead:
+            for running in live:
+                await self._act(
+                    ClusterActivities.stop_node, StopInput(layout=layout, node=running.name)
+                )
+            await self._start_cluster(layout)
+            return choice.reason
+        await self._act(
+            ClusterActivities.bootstrap_primary,
+            NodeInput(layout=layout, node=choice.node),
+            summary=f"pc.bootstrap on {choice.node}: {choice.reason}",
+        )
+        await self._wait_synced(layout, choice.node, joining=False)
+        for node in dead:
+            await self._act(ClusterActivities.start_node, StartInput(layout=layout, node=node))
+            await self._wait_synced(layout, node)
+        return choice.reason
+
+    def _pause(self, fault: Fault, reason: str) -> None:
+        """Manual intervention: automation stops for this cluster; health reporting goes on."""
+        self.memory.manual = ManualIntervention(
+            since=workflow.now(), fault=fault.fault, reason=reason, evidence=fault.evidence
+        )
+        self._transition("cluster", "automatic", "ManualIntervention", reason)
+        workflow.upsert_search_attributes([CLUSTER_STATE.value_set(MANUAL_INTERVENTION)])
+        self._show_details()
+
+    def _forget_attempts(self, node: str | None) -> None:
+        """A node back to Green (or the whole cluster) clears its repair history."""
+        suffix = f"/{node}" if node else ""
+        for key in [k for k in self.memory.attempts if node is None or k.endswith(suffix)]:
+            self.memory.attempts.pop(key, None)
+            self.memory.retry_after.pop(key, None)
+
+    @workflow.update(name=UPDATE_RESUME)
+    def resume(self, request: ResumeRequest) -> CommandResult:
+        paused = self.memory.manual
+        assert paused is not None
+        self.memory.manual = None
+        self._forget_attempts(None)
+        self._transition("cluster", "ManualIntervention", "automatic", request.reason)
+        workflow.upsert_search_attributes([CLUSTER_STATE.value_set(self.memory.cluster_state)])
+        self.decide = True
+        self._show_details()
+        return CommandResult(accepted=True, message=f"automation resumed after {paused.fault}")
+
+    @resume.validator
+    def _validate_resume(self, request: ResumeRequest) -> None:
+        if self.memory.manual is None:
+            raise ValueError("automation is not paused: nothing to resume")
+
+
+def _attempt_key(fault: Fault) -> str:
+    """Attempts count per fault class and node ("*" for the whole cluster)."""
+    nodes = fault.nodes if len(fault.nodes) == 1 else ("*",)
+    return f"{fault.fault.value}/{nodes[0]}"
