@@ -29,6 +29,8 @@ Exit status 0 when no acknowledged row is lost, the checksums are identical, the
 Green and no manual intervention appeared; 1 otherwise.
 """
 
+from __future__ import annotations
+
 import argparse
 import asyncio
 import bisect

@@ -13,7 +13,9 @@ Which fault, in order of precedence (the first that applies is handled first):
 | Unknown        | Unknown for `hungGraceSeconds` with no process evidence          |
 
 A Yellow node (starting, joining by IST or SST, donor) is never a fault: it is not restarted
-for being slow.
+for being slow. A dead node is not repaired while the Primary component's view still counts it:
+only the view change tells whether the rest keeps its quorum (two of three down is QuorumLost,
+not two crashed nodes).
 """
 
 from collections.abc import Sequence
@@ -109,6 +111,9 @@ def diagnose(
         return None  # nodes still starting: look again on the next change
     if hung := [n for n in watched if n.facts.process_alive and _long_unknown(n, now, grace)]:
         return fault(FaultClass.NODE_HUNG, hung[:1])
+    if _view_counts_the_dead(nodes):
+        return None  # the Primary component has not evicted them yet: whether it keeps its
+        # quorum without them is only known after that view change
     if crashed := [n for n in watched if n.state is NodeState.RED_UNCLEAN]:
         return fault(FaultClass.NODE_CRASHED, crashed[:1])
     if stopped := [n for n in watched if n.state is NodeState.RED_CLEAN]:
@@ -116,6 +121,15 @@ def diagnose(
     if unknown := [n for n in watched if _long_unknown(n, now, grace)]:
         return fault(FaultClass.UNKNOWN, unknown[:1])
     return None
+
+
+def _view_counts_the_dead(nodes: Sequence[NodeMemory]) -> bool:
+    members = [
+        n.facts.cluster_size or 0
+        for n in nodes
+        if n.facts.reachable and n.facts.wsrep_cluster_status == "Primary"
+    ]
+    return bool(members) and max(members) > sum(1 for n in nodes if n.facts.process_alive)
 
 
 def _long_unknown(node: NodeMemory, now: datetime, grace: timedelta) -> bool:

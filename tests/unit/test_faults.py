@@ -90,6 +90,15 @@ def test_diagnosis(
         assert "n-1=" in found.evidence  # every node's facts are part of the evidence
 
 
+def test_no_node_repair_before_the_view_change() -> None:
+    stale_view = GREEN[1].model_copy(update={"cluster_size": 3})
+    evicted = GREEN[1].model_copy(update={"cluster_size": 2})
+    waiting = nodes((NodeState.GREEN, stale_view), CRASHED, (NodeState.GREEN, stale_view))
+    assert diagnose(waiting, True, NOW, GRACE) is None
+    settled = nodes((NodeState.GREEN, evicted), CRASHED, (NodeState.GREEN, evicted))
+    assert diagnose(settled, True, NOW, GRACE).fault is FaultClass.NODE_CRASHED  # type: ignore[union-attr]
+
+
 def test_a_short_blip_is_not_a_fault() -> None:
     assert diagnose(nodes(GREEN, HUNG, GREEN, age=3), True, NOW, GRACE) is None
     assert next_deadline(nodes(GREEN, HUNG, GREEN, age=3), GRACE) == NOW + timedelta(seconds=7)

@@ -101,7 +101,7 @@ async def test_a_node_that_cannot_rejoin_is_reprovisioned_then_handed_to_a_human
 
 
 async def test_a_hung_node_is_killed_after_the_grace_period(harness: Harness) -> None:
-    handle = await harness.start(remediation=FAST)
+    handle = await harness.start(remediation={**FAST, "hungGraceSeconds": 5})
     ready = await until(handle, green_and_idle)
     victim = ready.nodes[0].name
     harness.runtime.hung.add(victim)
