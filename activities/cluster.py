@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.messages import (
     LayoutInput,
@@ -126,7 +126,7 @@ class ClusterActivities:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{request.node} not Synced after {request.timeout_seconds} s")
             activity.heartbeat(observed.reason)
-            time.sleep(0.5)
+            _pause(0.5)
 
     @activity.defn
     def bootstrap_primary(self, request: NodeInput) -> None:
@@ -173,7 +173,7 @@ class ClusterActivities:
                     observation.resync = True
                     return observation
                 activity.heartbeat()
-                time.sleep(request.health.probe_interval_seconds)
+                _pause(request.health.probe_interval_seconds)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -217,6 +217,17 @@ class ClusterActivities:
         return NodeObservation(name=node, pid=process.pid, state=state, reason=reason, facts=facts)
 
 
+def _pause(seconds: float) -> None:
+    """Sleep between two looks, but end the activity at once when it is cancelled (a replaced
+    watcher) or the worker shuts down (a new worker retries it): threads do not stop by
+    themselves, and a worker waits for its activities before it exits."""
+    activity.wait_for_cancelled_sync(timeout=seconds)
+    if activity.is_cancelled():
+        raise CancelledError("cancelled")
+    if activity.is_worker_shutdown():
+        raise ApplicationError("worker shutting down; retried elsewhere")
+
+
 @contextlib.contextmanager
 def _node_failures() -> Iterator[None]:
     """A failure of the node itself is final for this activity: no immediate retry."""
@@ -243,4 +254,4 @@ def _until(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{what}: {text}") from None
             activity.heartbeat(f"{what}: {text}")
-            time.sleep(0.5)
+            _pause(0.5)
