@@ -28,6 +28,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.local import haproxy
 from activities.local.process import (
+    alive,
     exit_kind_from_log,
     exit_kind_from_returncode,
     mariadbd_pid,
@@ -164,22 +165,12 @@ class Mariadbd:
         if self.child is not None:
             code = self.child.poll()
             return None if code is None else exit_kind_from_returncode(code)
-        if _alive(self.pid):
+        if alive(self.pid):
             return None
         return exit_kind_from_log(Path(self.config.error_log)) or (
             ExitKind.UNCLEAN,
             "exited while adopted; no clean shutdown recorded",
         )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return Path(f"/proc/{pid}").exists()
 
 
 async def supervise(config: AgentConfig, bootstrap: bool) -> int:
@@ -265,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     config = AgentConfig.model_validate_json((args.node_dir / "agent.json").read_text())
     pid_file = args.node_dir / "agent.pid"
-    if (other := read_pid(pid_file)) and other != os.getpid() and _alive(other):
+    if (other := read_pid(pid_file)) and other != os.getpid() and alive(other):
         print(f"an agent already runs for {config.node} (pid {other})", file=sys.stderr)
         return 1
     pid_file.write_text(str(os.getpid()))

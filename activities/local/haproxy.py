@@ -93,20 +93,29 @@ def command(stats_socket: Path, line: str, timeout: float = 1.0) -> str:
     return b"".join(chunks).decode()
 
 
-def servers_up(stats_socket: Path, backend: str) -> list[str]:
-    """Servers of `backend` whose health check passes, in configuration order."""
+@dataclass(frozen=True)
+class ServerStat:
+    sid: int
+    name: str
+    up: bool
+
+
+def servers(stats_socket: Path, backend: str) -> list[ServerStat]:
+    """The servers of `backend` in configuration order, with their health (one `show stat`)."""
     rows = command(stats_socket, "show stat").splitlines()
     header = rows[0].lstrip("# ").split(",")
-    up = []
+    found = []
     for row in rows[1:]:
         fields = dict(zip(header, row.split(","), strict=False))
-        if (
-            fields.get("pxname") == backend
-            and fields.get("svname") not in ("FRONTEND", "BACKEND")
-            and fields.get("status", "").startswith("UP")
-        ):
-            up.append(fields["svname"])
-    return up
+        if fields.get("pxname") == backend and fields.get("svname") not in ("FRONTEND", "BACKEND"):
+            found.append(
+                ServerStat(
+                    sid=int(fields["sid"]),
+                    name=fields["svname"],
+                    up=fields.get("status", "").startswith("UP"),
+                )
+            )
+    return found
 
 
 def stuck_writer(stats_socket: Path) -> int | None:
@@ -115,17 +124,6 @@ def stuck_writer(stats_socket: Path) -> int | None:
         if "server_id=" in line:
             return int(line.split("server_id=")[1].split()[0])
     return None
-
-
-def server_ids(stats_socket: Path, backend: str) -> dict[int, str]:
-    rows = command(stats_socket, "show stat").splitlines()
-    header = rows[0].lstrip("# ").split(",")
-    ids = {}
-    for row in rows[1:]:
-        fields = dict(zip(header, row.split(","), strict=False))
-        if fields.get("pxname") == backend and fields.get("svname") not in ("FRONTEND", "BACKEND"):
-            ids[int(fields["sid"])] = fields["svname"]
-    return ids
 
 
 def save_state(stats_socket: Path, state_file: Path) -> None:

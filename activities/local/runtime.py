@@ -389,12 +389,12 @@ class LocalRuntime:
     def load_balancer_view(self, layout: ClusterLayout) -> LoadBalancerView:
         sock = self._paths(layout.cluster).haproxy_socket
         try:
-            up = haproxy.servers_up(sock, "writer")
+            backend = haproxy.servers(sock, "writer")
             stuck = haproxy.stuck_writer(sock)
-            ids = haproxy.server_ids(sock, "writer") if stuck is not None else {}
         except OSError:
             return LoadBalancerView()
-        writer = ids.get(stuck) if stuck is not None else None
+        up = [server.name for server in backend if server.up]
+        writer = next((server.name for server in backend if server.sid == stuck), None)
         if writer not in up:
             writer = up[0] if up else None
         return LoadBalancerView(writer=writer, up=up)
