@@ -306,7 +306,11 @@ class ClusterWorkflow(Repairs):
         self._set_phase(Phase.STOPPED)
 
     async def _start(self, task: QueuedTask) -> None:
-        await self._start_cluster(self._layout_or_fail())
+        layout = self._layout_or_fail()
+        # Configs as this version writes them (patched: histories from before replay as they ran)
+        if self.memory.applied_spec is not None and workflow.patched("start-reprovisions"):
+            await self._reprovision(layout, self.memory.applied_spec)
+        await self._start_cluster(layout)
         self._set_phase(Phase.RUNNING)
 
     async def _delete(self, task: QueuedTask) -> None:

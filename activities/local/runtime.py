@@ -156,6 +156,11 @@ class LocalRuntime:
             "haproxy_socket": str(self._paths(layout.cluster).haproxy_socket),
             "donor_serves": spec.health.serve_from_donor,
             "os_user": getpass.getuser(),
+            "peer_sockets": [
+                str(self._node_paths(layout, peer.name).socket)
+                for peer in layout.nodes
+                if peer.name != node
+            ],
         }
         write_json(paths.agent_config, agent)
         # Only the node that will bootstrap gets a system tablespace: joiners receive theirs by
