@@ -12,6 +12,7 @@ Workflow id: `mysqlcluster/<namespace>/<name>` (see `api.cluster.cluster_workflo
 | `start`       | update | `LifecycleRequest`   | `CommandResult` |
 | `delete`      | update | `LifecycleRequest`   | `CommandResult` |
 | `resume`      | update | `ResumeRequest`      | `CommandResult` |
+| `force_action`| update | `ForceActionRequest` | `CommandResult` |
 
 No payload carries a secret: credentials are referenced by name and read inside activities.
 """
@@ -23,7 +24,7 @@ from pydantic import Field
 from api.base import ApiModel
 from api.cluster import MySQLCluster, MySQLClusterSpec, NodeFacts, Transition
 from api.layout import ClusterLayout
-from api.remediation import ManualIntervention, RemediationRecord
+from api.remediation import ForceActionRequest, ManualIntervention, RemediationRecord
 from api.states import NodeState
 
 QUERY_STATUS = "status"
@@ -34,6 +35,7 @@ UPDATE_STOP = "stop"
 UPDATE_START = "start"
 UPDATE_DELETE = "delete"
 UPDATE_RESUME = "resume"
+UPDATE_FORCE_ACTION = "force_action"
 
 
 class NodeReport(ApiModel):
@@ -87,6 +89,7 @@ class QueuedTask(ApiModel):
     spec: MySQLClusterSpec | None = None
     reason: str = ""
     remediation: RemediationRecord | None = None
+    forced: ForceActionRequest | None = None
 
 
 class ClusterMemory(ApiModel):

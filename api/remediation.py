@@ -17,6 +17,7 @@ class FaultClass(StrEnum):
     NODE_STOPPED = "NodeStopped"  # Red-clean, not asked for, not in maintenance
     NODE_CANNOT_JOIN = "NodeCannotJoin"  # restarts used up: crash loop, damaged data dir
     UNKNOWN = "Unknown"  # evidence that fits no known fault
+    OPERATOR_REQUEST = "OperatorRequest"  # not a fault: an operator forced an action
 
 
 class Action(StrEnum):
@@ -25,6 +26,7 @@ class Action(StrEnum):
     REFORM_PRIMARY = "ReformPrimary"  # bootstrap the most advanced node, live or stopped
     BOOTSTRAP_MOST_ADVANCED = "BootstrapMostAdvanced"  # then join the others
     REPROVISION_NODE = "ReprovisionNode"  # data dir moved aside, full SST into a fresh one
+    BOOTSTRAP_FROM_NODE = "BootstrapFromNode"  # operator's choice; nodes ahead of it set aside
     MANUAL_INTERVENTION = "ManualIntervention"
 
 
@@ -32,6 +34,7 @@ class Outcome(StrEnum):
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
+    REFUSED = "Refused"  # a forced action found unsafe when it was about to act; nothing done
 
 
 class RemediationSpec(ApiModel):
@@ -93,3 +96,28 @@ class ManualIntervention(ApiModel):
 
 class ResumeRequest(ApiModel):
     reason: str = Field(min_length=1, description="Why it is safe to resume: goes to history")
+
+
+class ForcedAction(StrEnum):
+    """What an operator may force; each is a playbook `Action` of the same name."""
+
+    RESTART_NODE = "RestartNode"
+    KILL_AND_RESTART_NODE = "KillAndRestartNode"
+    REPROVISION_NODE = "ReprovisionNode"
+    BOOTSTRAP_FROM_NODE = "BootstrapFromNode"
+
+
+class ForceActionRequest(ApiModel):
+    """An operator's order, carried out through the cluster's task queue with a record.
+
+    Requests that would split the cluster or cannot work are always refused; requests that
+    risk availability or would replace data (always kept aside) are refused unless `force`."""
+
+    action: ForcedAction
+    node: str = Field(min_length=1)
+    reason: str = Field(min_length=1, description="Why: kept in the record and the history")
+    force: bool = Field(
+        False,
+        description="Carry out a request the safety checks call risky, e.g. bootstrapping "
+        "from a node that is not the most advanced (nodes ahead of it are moved aside)",
+    )

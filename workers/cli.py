@@ -16,7 +16,15 @@ from temporalio.service import RPCError
 
 from api.cluster import ClusterStatus
 from api.crd import mysqlcluster_crd
-from api.messages import UPDATE_DELETE, UPDATE_RESUME, UPDATE_START, UPDATE_STOP
+from api.messages import (
+    UPDATE_DELETE,
+    UPDATE_FORCE_ACTION,
+    UPDATE_RESUME,
+    UPDATE_START,
+    UPDATE_STOP,
+    LifecycleRequest,
+)
+from api.remediation import ForceActionRequest, ForcedAction, Outcome, ResumeRequest
 from workers import stack, temporal
 from workers.control import (
     UsageError,
@@ -28,7 +36,15 @@ from workers.control import (
     running_handle,
     status,
     wait_for,
+    wait_for_record,
 )
+
+FORCED_ACTIONS = {
+    "restart": ForcedAction.RESTART_NODE,
+    "kill-and-restart": ForcedAction.KILL_AND_RESTART_NODE,
+    "reprovision": ForcedAction.REPROVISION_NODE,
+    "bootstrap-from": ForcedAction.BOOTSTRAP_FROM_NODE,
+}
 
 
 def print_status(current: ClusterStatus) -> None:
@@ -90,6 +106,8 @@ async def _run(args: argparse.Namespace) -> int:
                     "Green",
                 )
         return 0
+    if args.command in ("resume", "force-action") and not args.reason.strip():
+        raise UsageError(f"{args.command} needs --reason: it is kept in the record and history")
     client = await temporal.connect()
     ns, name = args.namespace, args.name
     if args.command == "status":
@@ -112,7 +130,8 @@ async def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command in ("stop", "start"):
         update = UPDATE_STOP if args.command == "stop" else UPDATE_START
-        print(await command(client, ns, name, update, args.reason))
+        result = await command(client, ns, name, update, LifecycleRequest(reason=args.reason))
+        print(result.message)
         if args.wait:
             want = "Stopped" if args.command == "stop" else "Running"
             await wait_for(
@@ -125,13 +144,30 @@ async def _run(args: argparse.Namespace) -> int:
             )
         return 0
     if args.command == "resume":
-        if not args.reason.strip():
-            raise UsageError("resume needs --reason: why it is safe to hand control back")
-        print(await command(client, ns, name, UPDATE_RESUME, args.reason))
+        result = await command(client, ns, name, UPDATE_RESUME, ResumeRequest(reason=args.reason))
+        print(result.message)
         return 0
+    if args.command == "force-action":
+        request = ForceActionRequest(
+            action=FORCED_ACTIONS[args.action], node=args.node, reason=args.reason, force=args.force
+        )
+        result = await command(client, ns, name, UPDATE_FORCE_ACTION, request)
+        print(result.message)
+        if not args.wait or result.task_id is None:
+            return 0
+        record = await wait_for_record(client, ns, name, result.task_id, args.timeout)
+        for entry in record.actions:
+            print(
+                f"  {entry.action.value} {entry.node or ''}: {entry.outcome.value} {entry.detail}"
+            )
+        print(f"{record.id}: {record.outcome.value}")
+        return 0 if record.outcome is Outcome.SUCCEEDED else 1
     if args.command == "delete":
         handle = await running_handle(client, ns, name)
-        print(await command(client, ns, name, UPDATE_DELETE, args.reason))
+        result = await command(
+            client, ns, name, UPDATE_DELETE, LifecycleRequest(reason=args.reason)
+        )
+        print(result.message)
         if args.wait:
             await asyncio.wait_for(handle.result(), timeout=args.timeout)
             print(f"mysqlcluster {name} deleted")
@@ -168,6 +204,17 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument("--timeout", type=float, default=300)
     resume = named("resume", "hand control back to automation after manual intervention")
     resume.add_argument("--reason", required=True, help="why it is safe now (kept in history)")
+    force = named("force-action", "make the controller carry out one named action now")
+    force.add_argument("action", choices=sorted(FORCED_ACTIONS), help="what to do")
+    force.add_argument("--node", required=True, help="the node it is done to (or from)")
+    force.add_argument("--reason", required=True, help="why (kept in the record and history)")
+    force.add_argument(
+        "--force",
+        action="store_true",
+        help="carry out a request the safety checks call risky (data is still never deleted)",
+    )
+    force.add_argument("--wait", action="store_true", help="until it ended; exit 1 unless done")
+    force.add_argument("--timeout", type=float, default=600)
     up = sub.add_parser("up", help="start the local stack and the demo cluster")
     up.add_argument("-f", "--file", default="examples/demo-cluster.yaml")
     up.add_argument("--timeout", type=float, default=300)

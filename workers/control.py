@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -24,13 +24,11 @@ from api.messages import (
     QUERY_SPEC,
     QUERY_STATUS,
     UPDATE_APPLY_SPEC,
-    UPDATE_RESUME,
     ApplySpecRequest,
     ClusterWorkflowInput,
     CommandResult,
-    LifecycleRequest,
 )
-from api.remediation import ResumeRequest
+from api.remediation import RemediationRecord
 from workers import temporal
 from workflows.cluster import ClusterWorkflow
 from workflows.search import CLUSTER_STATE
@@ -122,17 +120,30 @@ async def status(client: Client, namespace: str, name: str) -> ClusterStatus:
     return result
 
 
-async def command(client: Client, namespace: str, name: str, update: str, reason: str) -> str:
+async def command(
+    client: Client, namespace: str, name: str, update: str, payload: BaseModel
+) -> CommandResult:
     """Send an operator command (an update); a validator's refusal becomes a UsageError."""
-    payload = (
-        ResumeRequest(reason=reason) if update == UPDATE_RESUME else LifecycleRequest(reason=reason)
-    )
     handle = await running_handle(client, namespace, name)
     try:
-        result = await handle.execute_update(update, payload, result_type=CommandResult)
+        result: CommandResult = await handle.execute_update(
+            update, payload, result_type=CommandResult
+        )
     except Exception as error:  # a validator's refusal: nothing was written
         raise UsageError(f"{update} refused: {getattr(error, 'cause', None) or error}") from None
-    return str(result.message)
+    return result
+
+
+async def wait_for_record(
+    client: Client, namespace: str, name: str, record_id: str, timeout: float
+) -> RemediationRecord:
+    """Until the task that keeps this record (a repair or a forced action) has ended."""
+
+    def ended(current: ClusterStatus) -> bool:
+        return any(r.id == record_id and r.ended_at for r in current.remediations)
+
+    current = await wait_for(client, namespace, name, ended, timeout, f"the end of {record_id}")
+    return next(r for r in current.remediations if r.id == record_id)
 
 
 async def wait_for(

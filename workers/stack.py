@@ -21,6 +21,7 @@ from activities.local.paths import state_home
 from activities.local.process import alive, running_pid
 from activities.local.runtime import LocalRuntime
 from activities.runtime import StopMode
+from api.messages import UPDATE_START, UPDATE_STOP, LifecycleRequest
 from workers import control, temporal
 
 UI_PORT = int(os.environ.get("MYSQLOPS_UI_PORT", "8233"))
@@ -130,7 +131,9 @@ async def up(resource_file: Path, timeout: float) -> int:
         print(await control.apply(client, cluster))
         ns, name = cluster.metadata.namespace, cluster.metadata.name
         # Idempotent: starts whatever is stopped (after `make down`), a no-op otherwise.
-        await control.command(client, ns, name, "start", "mysqlops up")
+        await control.command(
+            client, ns, name, UPDATE_START, LifecycleRequest(reason="mysqlops up")
+        )
         current = await control.wait_for(client, ns, name, control.is_green, timeout, "Green")
         info = control.connection_info(current, ns, name)
         print(
@@ -177,7 +180,9 @@ async def down() -> int:
 
 
 async def _stop_through_workflow(client: Client, namespace: str, name: str) -> None:
-    await control.command(client, namespace, name, "stop", "mysqlops down")
+    await control.command(
+        client, namespace, name, UPDATE_STOP, LifecycleRequest(reason="mysqlops down")
+    )
     await control.wait_for(
         client,
         namespace,

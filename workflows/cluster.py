@@ -62,7 +62,7 @@ with workflow.unsafe.imports_passed_through():
         QueuedTask,
     )
     from api.states import ClusterState, NodeState, Phase
-    from workflows.bootstrap import NoSafeBootstrap, choose_bootstrap
+    from workflows.bootstrap import BootstrapChoice, NoSafeBootstrap, choose_bootstrap
     from workflows.diagnosis import cluster_state, serves
     from workflows.repair import Repairs, TaskFailed
     from workflows.search import CLUSTER_STATE, MANUAL_INTERVENTION
@@ -167,6 +167,7 @@ class ClusterWorkflow(Repairs):
             "start": self._start,
             "delete": self._delete,
             "remediate": self._remediate,
+            "force": self._force,
         }
 
     # -- tasks -----------------------------------------------------------------------------
@@ -189,8 +190,11 @@ class ClusterWorkflow(Repairs):
         self.memory.created = True
         self._set_phase(Phase.RUNNING)
 
-    async def _start_cluster(self, layout: ClusterLayout) -> None:
-        """Bootstrap from the most advanced node, then join the others one at a time."""
+    async def _start_cluster(
+        self, layout: ClusterLayout, bootstrap_from: str | None = None
+    ) -> None:
+        """Bootstrap from the most advanced node (or the one an operator forced), then join
+        the others one at a time."""
         names = [n.name for n in layout.nodes]
         await self._survey(layout)
         running = self._running_nodes()
@@ -200,10 +204,13 @@ class ClusterWorkflow(Repairs):
                 "beside them"
             )
         if not running:
-            positions = await self._act(
-                ClusterActivities.node_positions, PositionsInput(layout=layout, nodes=names)
-            )
-            choice = choose_bootstrap(positions, {n.name: n.ordinal for n in layout.nodes})
+            if bootstrap_from:
+                choice = BootstrapChoice(bootstrap_from, f"{bootstrap_from} chosen by an operator")
+            else:
+                positions = await self._act(
+                    ClusterActivities.node_positions, PositionsInput(layout=layout, nodes=names)
+                )
+                choice = choose_bootstrap(positions, {n.name: n.ordinal for n in layout.nodes})
             self._transition("cluster", "stopped", "bootstrapping", choice.reason)
             await self._act(
                 ClusterActivities.start_node,

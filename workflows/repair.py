@@ -24,10 +24,18 @@ with workflow.unsafe.imports_passed_through():
     from activities.runtime import GaleraPosition, StopMode
     from api.cluster import MySQLClusterSpec
     from api.layout import ClusterLayout
-    from api.messages import UPDATE_RESUME, ClusterMemory, CommandResult, QueuedTask
+    from api.messages import (
+        UPDATE_FORCE_ACTION,
+        UPDATE_RESUME,
+        ClusterMemory,
+        CommandResult,
+        QueuedTask,
+    )
     from api.remediation import (
         Action,
         ActionRecord,
+        FaultClass,
+        ForceActionRequest,
         ManualIntervention,
         Outcome,
         RemediationRecord,
@@ -36,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     from api.states import Phase
     from workflows.bootstrap import NoSafeBootstrap, choose_bootstrap
     from workflows.faults import PLAYBOOKS, Fault, diagnose, next_deadline
+    from workflows.forcing import refusal
     from workflows.search import CLUSTER_STATE, MANUAL_INTERVENTION
 
 REMEDIATIONS_KEPT = 20
@@ -45,6 +54,10 @@ Step = Callable[[], Awaitable[str | None]]  # one recorded step of a playbook ac
 
 class TaskFailed(Exception):
     """A task could not finish; the reason goes to the status."""
+
+
+class Refused(TaskFailed):
+    """A forced action found unsafe when it was about to act: nothing was done."""
 
 
 class Repairs:
@@ -71,7 +84,9 @@ class Repairs:
             self, layout: ClusterLayout, node: str, joining: bool = ...
         ) -> None: ...
 
-        async def _start_cluster(self, layout: ClusterLayout) -> None: ...
+        async def _start_cluster(
+            self, layout: ClusterLayout, bootstrap_from: str | None = ...
+        ) -> None: ...
 
         async def _survey(self, layout: ClusterLayout) -> None: ...
 
@@ -80,6 +95,8 @@ class Repairs:
         def _transition(self, subject: str, before: str, after: str, reason: str) -> None: ...
 
         def _show_details(self) -> None: ...
+
+        def _refuse_when_ending(self) -> None: ...
 
     def _decide(self) -> None:
         """Diagnose the evidence; queue the playbook's repair, escalate, or pause for a human."""
@@ -157,15 +174,51 @@ class Repairs:
         assert record is not None
         key = _attempt_key(Fault(record.fault, tuple(record.nodes), record.evidence))
         self.memory.attempts[key] = record.attempt
-        backoff = self.spec.remediation.backoff_seconds * 2 ** (record.attempt - 1)
+        layout = self._layout_or_fail()
+        action = PLAYBOOKS[record.fault].action
+        await self._carry_out(record, action, self._playbook_steps(action, record.nodes, layout))
+        if record.outcome is Outcome.FAILED:
+            backoff = self.spec.remediation.backoff_seconds * 2 ** (record.attempt - 1)
+            self.memory.retry_after[key] = workflow.now() + timedelta(seconds=backoff)
+
+    async def _force(self, task: QueuedTask) -> None:
+        """An operator's forced action: checked again on fresh evidence, then carried out."""
+        request, record = task.forced, task.remediation
+        assert request is not None and record is not None
+        layout = self._layout_or_fail()
+        action = Action(request.action.value)
+
+        async def check() -> str | None:
+            await self._survey(layout)  # the queue may have waited: judge what is true now
+            found = refusal(request, self.memory.nodes, self.memory.primary)
+            if found is None:
+                return "safety checks passed"
+            if found.overridable and request.force:
+                return f"forced past: {found.reason}"
+            raise Refused(found.reason)
+
+        steps: list[tuple[str | None, Step]] = [(request.node, check)]
+        if action is Action.BOOTSTRAP_FROM_NODE:
+
+            async def bootstrap_from() -> str | None:
+                return await self._bootstrap_from(layout, request.node, request.force)
+
+            steps.append((request.node, bootstrap_from))
+        else:
+            steps.extend(self._playbook_steps(action, [request.node], layout))
+        await self._carry_out(record, action, steps)
+
+    async def _carry_out(
+        self, record: RemediationRecord, action: Action, steps: list[tuple[str | None, Step]]
+    ) -> None:
+        """Run the steps in order, each recorded with its outcome; the first failure ends it."""
         record.started_at = workflow.now()
         self.memory.remediations.append(record)
         del self.memory.remediations[:-REMEDIATIONS_KEPT]
-        self._transition("cluster", record.fault.value, "repairing", task.reason)
-        layout = self._layout_or_fail()
-        action = PLAYBOOKS[record.fault].action
+        reason = f"{record.id} {action.value} {', '.join(record.nodes)}"
+        self._transition("cluster", record.fault.value, "repairing", reason)
         try:
-            for node, step in self._playbook_steps(action, record.nodes, layout):
+            for node, step in steps:
                 entry = ActionRecord(action=action, node=node, started_at=workflow.now())
                 record.actions.append(entry)
                 try:
@@ -178,13 +231,13 @@ class Repairs:
             record.outcome = Outcome.SUCCEEDED
         except (ActivityError, TaskFailed, NoSafeBootstrap) as error:
             cause = error.cause if isinstance(error, ActivityError) and error.cause else error
-            record.outcome = Outcome.FAILED
+            record.outcome = Outcome.REFUSED if isinstance(error, Refused) else Outcome.FAILED
             if record.actions:
                 record.actions[-1].detail = str(cause)
-            self.memory.retry_after[key] = workflow.now() + timedelta(seconds=backoff)
+                record.actions[-1].outcome = record.outcome
         finally:
             record.ended_at = workflow.now()
-            self._transition("cluster", "repairing", record.outcome.value, task.reason)
+            self._transition("cluster", "repairing", record.outcome.value, reason)
 
     def _playbook_steps(
         self, action: Action, nodes: list[str], layout: ClusterLayout
@@ -292,6 +345,42 @@ class Repairs:
             await self._wait_synced(layout, node)
         return choice.reason
 
+    async def _bootstrap_from(self, layout: ClusterLayout, node: str, forced: bool) -> str:
+        """Start the cluster from the node an operator named. Refused, unless forced, when the
+        stored positions do not prove it the most advanced; then every node ahead of it (or of
+        another history) has its data directory moved aside, so it rejoins by SST."""
+        for running in [n.name for n in self.memory.nodes if n.facts.process_alive]:
+            await self._act(ClusterActivities.stop_node, StopInput(layout=layout, node=running))
+        positions: list[NodePosition] = await self._act(
+            ClusterActivities.node_positions,
+            PositionsInput(layout=layout, nodes=[n.name for n in layout.nodes]),
+        )
+        mine = next(p.position for p in positions if p.node == node)
+        if mine.empty:
+            raise Refused(f"{node} has no data directory: there is nothing to start from")
+        try:
+            best = choose_bootstrap(positions, {n.name: n.ordinal for n in layout.nodes})
+            verdict = best.reason
+        except NoSafeBootstrap as error:
+            best, verdict = None, str(error)
+        if best is None or best.node != node:
+            verdict = f"{node} is not proven the most advanced: {verdict}"
+            if not forced:
+                raise Refused(verdict)
+            verdict = f"forced past: {verdict}"
+        kept = []
+        for other in positions:
+            theirs = other.position
+            ahead = theirs.uuid != mine.uuid or theirs.seqno > mine.seqno
+            if other.node != node and not theirs.empty and ahead:
+                where: str = await self._act(
+                    ClusterActivities.set_aside_data, NodeInput(layout=layout, node=other.node)
+                )
+                kept.append(f"{other.node} (seqno {theirs.seqno}) kept at {where}")
+        await self._start_cluster(layout, bootstrap_from=node)
+        moved = f"; data of nodes ahead moved aside: {'; '.join(kept)}" if kept else ""
+        return f"bootstrapped from {node} ({verdict}){moved}"
+
     def _pause(self, fault: Fault, reason: str) -> None:
         """Manual intervention: automation stops for this cluster; health reporting goes on."""
         self.memory.manual = ManualIntervention(
@@ -307,6 +396,40 @@ class Repairs:
         for key in [k for k in self.memory.attempts if node is None or k.endswith(suffix)]:
             self.memory.attempts.pop(key, None)
             self.memory.retry_after.pop(key, None)
+
+    @workflow.update(name=UPDATE_FORCE_ACTION)
+    def force_action(self, request: ForceActionRequest) -> CommandResult:
+        self.memory.task_counter += 1
+        forced = " (forced past the safety checks)" if request.force else ""
+        record = RemediationRecord(
+            id=f"force-{self.memory.task_counter}",
+            fault=FaultClass.OPERATOR_REQUEST,
+            nodes=[request.node],
+            evidence=f"requested by an operator{forced}: {request.reason}",
+            attempt=1,
+            started_at=workflow.now(),
+        )
+        self.memory.queue.append(
+            QueuedTask(
+                id=record.id,
+                kind="force",
+                requested_at=workflow.now(),
+                reason=f"{request.action.value} {request.node}: {request.reason}",
+                remediation=record,
+                forced=request,
+            )
+        )
+        return CommandResult(accepted=True, task_id=record.id, message=f"queued as {record.id}")
+
+    @force_action.validator
+    def _validate_force_action(self, request: ForceActionRequest) -> None:
+        self._refuse_when_ending()
+        if self.memory.phase != Phase.RUNNING.value:
+            raise ValueError(f"the cluster is {self.memory.phase}: start it first")
+        found = refusal(request, self.memory.nodes, self.memory.primary)
+        if found is not None and not (found.overridable and request.force):
+            hint = " (add force to carry it out anyway)" if found.overridable else ""
+            raise ValueError(f"refused: {found.reason}{hint}")
 
     @workflow.update(name=UPDATE_RESUME)
     def resume(self, request: ResumeRequest) -> CommandResult:

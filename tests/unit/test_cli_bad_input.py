@@ -79,3 +79,29 @@ def test_apply_refuses_binary_file(tmp_path: Path) -> None:
     result = run_apply(tmp_path, path)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["force-action", "demo", "explode", "--node", "demo-0", "--reason", "x"],
+        ["force-action", "demo", "restart", "--reason", "x"],
+        ["force-action", "demo", "restart", "--node", "demo-0"],
+        ["force-action", "demo", "restart", "--node", "demo-0", "--reason", " "],
+    ],
+)
+def test_force_action_without_a_known_action_node_or_reason_is_refused(
+    tmp_path: Path, args: list[str]
+) -> None:
+    env = os.environ | {"TEMPORAL_ADDRESS": "127.0.0.1:1", "MYSQLOPS_HOME": str(tmp_path / "home")}
+    code = "from workers.cli import main; main()"
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result
+    assert result.stderr.strip()

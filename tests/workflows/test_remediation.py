@@ -3,10 +3,25 @@
 import asyncio
 
 import pytest
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
-from api.messages import UPDATE_APPLY_SPEC, UPDATE_RESUME, ApplySpecRequest
-from api.remediation import FaultClass, Outcome, RemediationSpec, ResumeRequest
+from api.cluster import ClusterStatus
+from api.messages import (
+    UPDATE_APPLY_SPEC,
+    UPDATE_FORCE_ACTION,
+    UPDATE_RESUME,
+    ApplySpecRequest,
+    CommandResult,
+)
+from api.remediation import (
+    FaultClass,
+    ForceActionRequest,
+    ForcedAction,
+    Outcome,
+    RemediationSpec,
+    ResumeRequest,
+)
 from api.states import ExitKind, NodeState
 from tests.workflows.harness import (
     Harness,
@@ -137,3 +152,89 @@ async def test_maintenance_nodes_stay_down(harness: Harness) -> None:
     later = await status(handle)
     assert later.nodes[2].state is NodeState.RED_CLEAN and not later.remediations
     assert down.state.value == "Yellow"
+
+
+async def test_forced_bootstrap_from_a_node_behind_is_refused_unless_forced(
+    harness: Harness,
+) -> None:
+    handle = await harness.start(remediation={**FAST, "enabled": False})
+    ready = await until(handle, green_and_idle)
+    names = [n.name for n in ready.nodes]
+    for seqno, name in zip((5, 9, 7), names, strict=True):
+        harness.runtime.nodes[name].seqno = seqno
+        harness.runtime.crash(name)
+    await until(handle, lambda s: s.state.value == "Red" and s.ready_replicas == 0)
+    behind = ForceActionRequest(
+        action=ForcedAction.BOOTSTRAP_FROM_NODE, node=names[0], reason="operator's hunch"
+    )
+    queued = await handle.execute_update(UPDATE_FORCE_ACTION, behind, result_type=CommandResult)
+    refused = await until(handle, lambda s: ended(s, queued.task_id))
+    record = refused.remediations[-1]
+    assert (record.fault, record.outcome) == (FaultClass.OPERATOR_REQUEST, Outcome.REFUSED)
+    assert f"{names[1]} has the highest committed seqno" in record.actions[-1].detail
+    assert not [c for c in harness.runtime.calls if c[0] in ("start", "set-aside")][3:]
+    assert refused.ready_replicas == 0  # nothing was started
+
+    forced = behind.model_copy(update={"force": True, "reason": "node 1 and 2 disks lost"})
+    queued = await handle.execute_update(UPDATE_FORCE_ACTION, forced, result_type=CommandResult)
+    done = await until(handle, lambda s: ended(s, queued.task_id) and green_and_idle(s), 30)
+    record = done.remediations[-1]
+    assert record.outcome is Outcome.SUCCEEDED, record
+    assert "forced past" in record.actions[-1].detail
+    assert ("set-aside", names[1]) in harness.runtime.calls  # ahead of node 0: kept aside
+    assert ("set-aside", names[2]) in harness.runtime.calls
+    assert [c for c in harness.runtime.calls if c[0] == "start" and c[2]][-1] == (
+        "start",
+        names[0],
+        True,
+    )
+    assert "kept at /aside/" in record.actions[-1].detail
+
+
+async def test_unsafe_forced_actions_are_refused_before_anything_is_written(
+    harness: Harness,
+) -> None:
+    handle = await harness.start(remediation=FAST)
+    ready = await until(handle, green_and_idle)
+    names = [n.name for n in ready.nodes]
+    accepted = await updates_accepted(handle)
+    for request, words in (
+        (ForceActionRequest(action="BootstrapFromNode", node=names[1], reason="x"), "splits"),
+        (
+            ForceActionRequest(action="BootstrapFromNode", node=names[1], reason="x", force=True),
+            "splits",
+        ),
+        (ForceActionRequest(action="RestartNode", node="nope", reason="x"), "no node 'nope'"),
+        (ForceActionRequest(action="ReprovisionNode", node=names[2], reason="x"), "force"),
+    ):
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(UPDATE_FORCE_ACTION, request)
+        assert words in str(refused.value.cause), request
+    assert await updates_accepted(handle) == accepted  # refusals leave no trace
+    assert not (await status(handle)).queued_tasks
+
+    reprovision = ForceActionRequest(
+        action="ReprovisionNode", node=names[2], reason="suspect pages", force=True
+    )
+    queued = await handle.execute_update(
+        UPDATE_FORCE_ACTION, reprovision, result_type=CommandResult
+    )
+    done = await until(handle, lambda s: ended(s, queued.task_id) and green_and_idle(s), 30)
+    assert done.remediations[-1].outcome is Outcome.SUCCEEDED
+    assert ("set-aside", names[2]) in harness.runtime.calls
+
+    restart = ForceActionRequest(action="KillAndRestartNode", node=names[0], reason="leak")
+    queued = await handle.execute_update(UPDATE_FORCE_ACTION, restart, result_type=CommandResult)
+    done = await until(handle, lambda s: ended(s, queued.task_id) and green_and_idle(s), 30)
+    assert done.remediations[-1].outcome is Outcome.SUCCEEDED
+    assert ("stop", names[0], "kill") in harness.runtime.calls
+
+
+def ended(current: ClusterStatus, record_id: str | None) -> bool:
+    return any(r.id == record_id and r.ended_at is not None for r in current.remediations)
+
+
+async def updates_accepted(handle: WorkflowHandle[object, object]) -> int:
+    history = await handle.fetch_history()
+    accepted = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    return sum(1 for event in history.events if event.event_type == accepted)
