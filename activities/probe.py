@@ -9,7 +9,7 @@ from api.cluster import NodeFacts
 STATUS_SQL = (
     "SHOW GLOBAL STATUS WHERE Variable_name IN ("
     "'wsrep_local_state_comment', 'wsrep_cluster_status', 'wsrep_ready', "
-    "'wsrep_last_committed', 'wsrep_cluster_size', 'wsrep_gcomm_uuid')"
+    "'wsrep_last_committed', 'wsrep_cluster_size')"
 )
 
 
@@ -63,5 +63,4 @@ def probe(target: Target, timeout: float) -> NodeFacts:
         wsrep_ready=status.get("wsrep_ready") == "ON",
         seqno=int(status["wsrep_last_committed"]) if "wsrep_last_committed" in status else None,
         cluster_size=int(status["wsrep_cluster_size"]) if "wsrep_cluster_size" in status else None,
-        member_id=status.get("wsrep_gcomm_uuid") or None,
     )

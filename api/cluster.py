@@ -107,7 +107,6 @@ class NodeFacts(ApiModel):
     wsrep_ready: bool | None = None
     seqno: int | None = None  # wsrep_last_committed
     cluster_size: int | None = None
-    member_id: str | None = None  # wsrep_gcomm_uuid: this run's identity in the group view
     error: str | None = None
 
 

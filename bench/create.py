@@ -21,41 +21,30 @@ Exit status 0 when the target is met, 1 when it is missed.
 
 import argparse
 import asyncio
-import getpass
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pymysql
 from temporalio.client import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from activities.local.paths import NodePaths
-from activities.local.runtime import LocalRuntime
-from activities.runtime import ClusterLayout, ClusterRef
 from api.cluster import MySQLClusterSpec
+from bench.by_hand import SYNCED_TIMEOUT, ManualCluster
 from bench.common import (
     cluster_resource,
     delete_cluster,
     finish,
     median,
-    node_paths,
     private_home,
     start_cluster,
-    stop_everything,
     temporal_stack,
     wait_green,
 )
 
 TARGET_RATIO = 1.5
 REPLICAS = 3
-SYNCED_TIMEOUT = 600.0  # seconds, per node by hand and for the whole cluster orchestrated
-MANUAL_POLL = 0.1  # seconds between two wsrep_local_state_comment reads by hand
 
 
 @dataclass(frozen=True)
@@ -71,87 +60,14 @@ class Round:
 # -- by hand ----------------------------------------------------------------------------------
 
 
-def prepare_by_hand(home: Path, spec: MySQLClusterSpec) -> tuple[ClusterLayout, float]:
-    """Configs for every node and node 0's system tablespace; returns the layout and the time
-    mariadb-install-db (node 0's provisioning) took."""
-    runtime = LocalRuntime(home)
-    layout = runtime.layout(ClusterRef(namespace="default", name="manual"), spec.replicas)
-    install_db = 0.0
-    for node in layout.nodes:
-        started = time.monotonic()
-        runtime.provision_node(layout, node.name, spec, bootstrap_candidate=node.ordinal == 0)
-        if node.ordinal == 0:
-            install_db = time.monotonic() - started
-    return layout, install_db
-
-
-def start_mariadbd(paths: NodePaths, new_cluster: bool) -> subprocess.Popen[bytes]:
-    args = ["mariadbd", f"--defaults-file={paths.config}"]
-    if new_cluster:
-        args.append("--wsrep-new-cluster")
-    with open(paths.root / "mariadbd.out", "ab") as out:
-        return subprocess.Popen(
-            args, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-
-
-def local_state(socket: Path) -> str | None:
-    """wsrep_local_state_comment over the node's unix socket; None while it does not answer."""
-    try:
-        conn = pymysql.connect(unix_socket=str(socket), user=getpass.getuser(), connect_timeout=1)
-    except pymysql.err.MySQLError:
-        return None
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute("SHOW STATUS LIKE 'wsrep_local_state_comment'")
-            row = cursor.fetchone()
-        return str(row[1]) if row else None
-    except pymysql.err.MySQLError:
-        return None
-    finally:
-        conn.close()
-
-
-def wait_synced(process: subprocess.Popen[bytes], paths: NodePaths) -> None:
-    deadline = time.monotonic() + SYNCED_TIMEOUT
-    while local_state(paths.socket) != "Synced":
-        if process.poll() is not None:
-            tail = paths.error_log.read_text(errors="replace")[-1500:]
-            raise RuntimeError(f"mariadbd exited ({process.returncode}) before Synced: {tail}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{paths.root.name} not Synced within {SYNCED_TIMEOUT:.0f} s")
-        time.sleep(MANUAL_POLL)
-
-
-def stop_by_hand(processes: list[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM to every mariadbd, then wait for each (SIGKILL after two minutes)."""
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def by_hand(spec: MySQLClusterSpec) -> tuple[float, float]:
     """Seconds from the first mariadbd start to the last node Synced; and install-db seconds."""
-    home = Path(tempfile.mkdtemp(prefix="mysqlops-bench-manual-"))
-    processes: list[subprocess.Popen[bytes]] = []
+    cluster = ManualCluster(spec)
     try:
-        layout, install_db = prepare_by_hand(home, spec)
-        started = time.monotonic()
-        for node in layout.nodes:
-            paths = node_paths(home, layout, node.name)
-            processes.append(start_mariadbd(paths, new_cluster=node.ordinal == 0))
-            wait_synced(processes[-1], paths)
-        return time.monotonic() - started, install_db
+        install_db = cluster.prepare()
+        return cluster.create(), install_db
     finally:
-        stop_by_hand(processes)
-        stop_everything(home)  # nothing should be left; a safety net all the same
-        shutil.rmtree(home, ignore_errors=True)
+        cluster.close()
 
 
 # -- orchestrated -----------------------------------------------------------------------------

@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import bisect
 import contextlib
+import getpass
 import itertools
 import os
 import random
@@ -42,6 +43,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,18 +53,22 @@ from temporalio.client import WorkflowHandle
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from activities.local import haproxy
+from activities.local.paths import ClusterPaths
 from activities.local.process import alive, cmdline
 from activities.local.runtime import LocalRuntime
 from activities.runtime import ClusterRef
 from activities.users import APP_SECRET, APP_USER
-from api.cluster import ClusterStatus, NodeStatus
+from api.cluster import ClusterStatus, MySQLClusterSpec, NodeStatus
 from api.states import ClusterState, NodeState
+from bench.by_hand import ManualCluster
 from bench.common import (
     POLL_SECONDS,
     cluster_resource,
     delete_cluster,
     finish,
     green_and_idle,
+    median,
     private_home,
     start_cluster,
     status_of,
@@ -87,29 +93,17 @@ FAULT_KINDS: dict[str, signal.Signals] = {
 
 
 class Writer(threading.Thread):
-    """Inserts rows with increasing ids through the writer endpoint until stopped."""
+    """Inserts rows with increasing ids until stopped, through connections `connect` makes."""
 
-    def __init__(self, host: str, port: int, password: str) -> None:
+    def __init__(self, connect: Callable[[], pymysql.Connection[Any]]) -> None:
         super().__init__(name="writer", daemon=True)
-        self.host, self.port, self.password = host, port, password
+        self.connect = connect
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.acked: list[int] = []
         self.acked_at: list[float] = []  # monotonic time of each acknowledgement, ascending
         self.errors: list[tuple[float, str]] = []  # (monotonic time, message)
         self.ready = threading.Event()  # the table exists and one row is acknowledged
-
-    def connect(self) -> pymysql.Connection[Any]:
-        return pymysql.connect(
-            host=self.host,
-            port=self.port,
-            user=APP_USER,
-            password=self.password,
-            autocommit=True,
-            connect_timeout=2,
-            read_timeout=5,
-            write_timeout=5,
-        )
 
     def error(self, exc: Exception) -> None:
         with self.lock:
@@ -179,6 +173,8 @@ class FaultResult:
     kind: str
     victims: list[str]
     detect: float | None = None
+    out_of_lb: float | None = None  # every victim out of the writer backend
+    writer_killed: bool = False  # the load balancer's writer was among the victims
     green: float | None = None
     errors: int = 0
     stall: float = 0.0
@@ -197,13 +193,27 @@ def signal_node(pid: int, sig: signal.Signals) -> None:
     os.kill(pid, sig)
 
 
+def out_of_balancer(stats_socket: Path, victims: list[str]) -> bool:
+    """Whether HAProxy's writer backend routes to none of the victims (one `show stat`)."""
+    try:
+        up = {server.name for server in haproxy.servers(stats_socket, "writer") if server.up}
+    except OSError:
+        return False
+    return not up & set(victims)
+
+
 async def inject(
-    handle: WorkflowHandle[Any, Any], writer: Writer, kind: str, rng: random.Random
+    handle: WorkflowHandle[Any, Any],
+    writer: Writer,
+    kind: str,
+    rng: random.Random,
+    stats_socket: Path,
 ) -> FaultResult:
     before = await wait_green(handle, FAULT_TIMEOUT)
     targets = list(before.nodes) if kind == "kill-all" else [rng.choice(before.nodes)]
     old_pids = {n.name: n.pid for n in targets}
     result = FaultResult(kind, [n.name for n in targets])
+    result.writer_killed = before.writer in result.victims
     repairs_before = len(before.remediations)
     started = time.monotonic()
     for target in targets:
@@ -219,6 +229,10 @@ async def inject(
                 or any(node_named(status, v).state is not NodeState.GREEN for v in result.victims)
             ):
                 result.detect = now
+            if result.out_of_lb is None and await asyncio.to_thread(
+                out_of_balancer, stats_socket, result.victims
+            ):
+                result.out_of_lb = time.monotonic() - started
             if status.manual_intervention is not None:
                 mi = status.manual_intervention
                 result.manual = f"{mi.fault}: {mi.reason}"
@@ -330,32 +344,157 @@ async def verify(handle: WorkflowHandle[Any, Any], writer: Writer, password: str
     )
 
 
+# -- the references by hand -------------------------------------------------------------------
+
+
+@dataclass
+class References:
+    """Seconds a person needs once they know what to do (no detection, no decision)."""
+
+    restart_after_kill: list[float] = field(default_factory=list)
+    restart_after_stop: list[float] = field(default_factory=list)
+    recover_all: list[float] = field(default_factory=list)
+
+    def floor(self, kind: str) -> float | None:
+        measured = {
+            "kill": self.restart_after_kill,
+            "hang": self.restart_after_kill,  # by hand: kill -9, then restart
+            "stop": self.restart_after_stop,
+            "kill-all": self.recover_all,
+        }[kind]
+        return median(measured) if measured else None
+
+
+def measure_references(rounds: int) -> References:
+    """The same faults on a cluster run by hand, under the same kind of writer (on node 0).
+
+    One node (the last): SIGKILL (or SIGTERM), then `mariadbd` until Synced (IST). All nodes:
+    SIGKILL, read every position (grastate.dat, `--wsrep-recover`), bootstrap the highest,
+    start the others one at a time, each until Synced."""
+    references = References()
+    cluster = ManualCluster(MySQLClusterSpec(replicas=3), name="reference")
+    first = cluster.paths(cluster.names[0]).socket
+    writer = Writer(
+        lambda: pymysql.connect(
+            unix_socket=str(first),
+            user=getpass.getuser(),
+            autocommit=True,
+            connect_timeout=2,
+            read_timeout=5,
+            write_timeout=5,
+        )
+    )
+    try:
+        cluster.prepare()
+        cluster.create()
+        writer.start()
+        if not writer.ready.wait(60):
+            raise RuntimeError(f"the by-hand writer acknowledged nothing: {writer.errors[-3:]}")
+        victim = cluster.names[-1]
+        for _ in range(rounds):
+            for sig, into in (
+                (signal.SIGKILL, references.restart_after_kill),
+                (signal.SIGTERM, references.restart_after_stop),
+            ):
+                started = time.monotonic()
+                cluster.signal(victim, sig)
+                cluster.start(victim)
+                into.append(time.monotonic() - started)
+            started = time.monotonic()
+            for node in cluster.names:
+                cluster.signal(node, signal.SIGKILL)
+            cluster.recover()
+            references.recover_all.append(time.monotonic() - started)
+            print(
+                f"by hand: restart after SIGKILL {references.restart_after_kill[-1]:.1f} s, "
+                f"after SIGTERM {references.restart_after_stop[-1]:.1f} s, whole cluster "
+                f"{references.recover_all[-1]:.1f} s",
+                flush=True,
+            )
+    finally:
+        writer.stopping.set()
+        writer.join(30)
+        cluster.close()
+    return references
+
+
 # -- the benchmark ----------------------------------------------------------------------------
+
+# Per fault kind: the most a repair may take against the by-hand floor (issue 3).
+RATIO_TARGETS = {"kill": 1.5, "stop": 1.5, "kill-all": 2.0}
+DETECT_TARGET = 2.0  # seconds from a SIGKILL to the status
+OUT_OF_LB_TARGET = 3.0  # seconds from a SIGKILL to no longer routed to
+STALL_TARGET = 3.0  # seconds of write stall when the writer is killed
 
 
 def seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def report(results: list[FaultResult], verdict: Verdict) -> None:
+def medians(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return median(known) if known else None
+
+
+def report(results: list[FaultResult], verdict: Verdict, references: References) -> list[str]:
+    """Print the run; the targets it missed."""
     print()
-    header = (
-        f"{'#':>2}  {'fault':<8}  {'victim':<26}  {'detect s':>8}  {'Green again s':>13}  "
-        f"{'write errors':>12}  {'longest stall s':>15}  repairs"
+    print(
+        f"{'#':>2}  {'fault':<8}  {'victim':<22}  {'detect s':>8}  {'out of LB s':>11}  "
+        f"{'Green again s':>13}  {'write errors':>12}  {'longest stall s':>15}  repairs"
     )
-    print(header)
     for number, r in enumerate(results, 1):
-        green = seconds(r.green) if r.green is not None else "TIMEOUT"
-        if r.manual:
-            green = "MANUAL"
+        green = "MANUAL" if r.manual else seconds(r.green) if r.green is not None else "TIMEOUT"
+        victims = ",".join(r.victims) + (" (writer)" if r.writer_killed else "")
         print(
-            f"{number:>2}  {r.kind:<8}  {','.join(r.victims):<26}  {seconds(r.detect):>8}  "
-            f"{green:>13}  {r.errors:>12}  {r.stall:>15.1f}  {' '.join(r.repairs) or '-'}"
+            f"{number:>2}  {r.kind:<8}  {victims:<22}  {seconds(r.detect):>8}  "
+            f"{seconds(r.out_of_lb):>11}  {green:>13}  {r.errors:>12}  {r.stall:>15.1f}  "
+            f"{' '.join(r.repairs) or '-'}"
         )
         if r.manual:
             print(f"    manual intervention: {r.manual}")
         if r.note:
             print(f"    {r.note}")
+    missed: list[str] = []
+    print()
+    print(
+        f"{'fault':<8}  {'n':>2}  {'detect s':>8}  {'out of LB s':>11}  {'Green again s':>13}  "
+        f"{'by hand s':>9}  {'ratio':>5}  target"
+    )
+    for kind in FAULT_KINDS:
+        runs = [r for r in results if r.kind == kind]
+        if not runs:
+            continue
+        back = medians([r.green for r in runs])
+        floor = references.floor(kind)
+        ratio = back / floor if back is not None and floor else None
+        target = RATIO_TARGETS.get(kind)
+        verdict_text = "-"
+        if target is not None:
+            met = ratio is not None and ratio <= target
+            verdict_text = f"{target}x {'met' if met else 'MISSED'}"
+            if not met:
+                missed.append(f"{kind}: Green again {seconds(back)} s vs by hand {seconds(floor)}")
+        print(
+            f"{kind:<8}  {len(runs):>2}  {seconds(medians([r.detect for r in runs])):>8}  "
+            f"{seconds(medians([r.out_of_lb for r in runs])):>11}  {seconds(back):>13}  "
+            f"{seconds(floor):>9}  {'-' if ratio is None else f'{ratio:.2f}':>5}  {verdict_text}"
+        )
+    kills = [r for r in results if r.kind == "kill"]
+    worst_detect = max((r.detect or FAULT_TIMEOUT for r in kills), default=None)
+    worst_out = max((r.out_of_lb or FAULT_TIMEOUT for r in kills), default=None)
+    writer_stalls = [r.stall for r in results if r.kind == "kill" and r.writer_killed]
+    for label, value, target in (
+        ("slowest SIGKILL detection", worst_detect, DETECT_TARGET),
+        ("slowest SIGKILL out of the load balancer", worst_out, OUT_OF_LB_TARGET),
+        ("longest write stall, writer SIGKILLed", max(writer_stalls, default=None), STALL_TARGET),
+    ):
+        if value is None:
+            continue
+        met = value <= target
+        print(f"{label}: {value:.1f} s (target {target} s: {'met' if met else 'MISSED'})")
+        if not met:
+            missed.append(f"{label} {value:.1f} s")
     print()
     print(f"acknowledged rows:      {verdict.acked}")
     per_node = ", ".join(f"{n} {c}" for n, c in verdict.lost_per_node.items())
@@ -366,8 +505,22 @@ def report(results: list[FaultResult], verdict: Verdict) -> None:
     print(f"manual intervention:    {verdict.manual or 'none'}")
     for problem in verdict.problems:
         print(f"problem: {problem}")
-    print("by-hand reference for this machine: see docs/benchmarks.md (not measured here)")
+    print(f"targets missed:         {'; '.join(missed) or 'none'}")
     print("PASS" if verdict.passed else "FAIL")
+    return missed
+
+
+def app_connection(host: str, port: int, password: str) -> pymysql.Connection[Any]:
+    return pymysql.connect(
+        host=host,
+        port=port,
+        user=APP_USER,
+        password=password,
+        autocommit=True,
+        connect_timeout=2,
+        read_timeout=5,
+        write_timeout=5,
+    )
 
 
 async def run(faults: int, seed: int) -> tuple[list[FaultResult], Verdict]:
@@ -378,25 +531,28 @@ async def run(faults: int, seed: int) -> tuple[list[FaultResult], Verdict]:
             cluster = cluster_resource(CLUSTER_NAME)
             handle = await start_cluster(client, cluster)
             writer: Writer | None = None
+            ref = ClusterRef(namespace=cluster.metadata.namespace, name=cluster.metadata.name)
+            stats_socket = ClusterPaths.of(home, ref.namespace, ref.name).haproxy_socket
             try:
                 started = time.monotonic()
                 status = await wait_green(handle, CREATE_TIMEOUT)
                 print(f"3-node cluster Green in {time.monotonic() - started:.1f} s", flush=True)
                 assert status.endpoints is not None
-                ref = ClusterRef(namespace=cluster.metadata.namespace, name=cluster.metadata.name)
                 password = LocalRuntime(home).read_secret(ref, APP_SECRET)
-                writer = Writer("127.0.0.1", status.endpoints.writer_port, password)
+                port = status.endpoints.writer_port
+                writer = Writer(lambda: app_connection("127.0.0.1", port, password))
                 writer.start()
                 if not await asyncio.to_thread(writer.ready.wait, 60):
                     raise RuntimeError(f"the writer acknowledged nothing: {writer.errors[-3:]}")
                 for number in range(1, faults + 1):
                     kind = rng.choice(list(FAULT_KINDS))
-                    result = await inject(handle, writer, kind, rng)
+                    result = await inject(handle, writer, kind, rng, stats_socket)
                     results.append(result)
                     print(
                         f"fault {number}: {kind} {','.join(result.victims)}: detected "
-                        f"{seconds(result.detect)} s, Green again {seconds(result.green)} s, "
-                        f"{result.errors} write errors, repairs {' '.join(result.repairs) or '-'}",
+                        f"{seconds(result.detect)} s, out of LB {seconds(result.out_of_lb)} s, "
+                        f"Green again {seconds(result.green)} s, {result.errors} write errors, "
+                        f"repairs {' '.join(result.repairs) or '-'}",
                         flush=True,
                     )
                     if result.manual or result.green is None:
@@ -418,17 +574,21 @@ async def run(faults: int, seed: int) -> tuple[list[FaultResult], Verdict]:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--faults", type=int, default=6, help="faults to inject")
+    parser.add_argument("--faults", type=int, default=24, help="faults to inject")
     parser.add_argument("--seed", type=int, default=1, help="seed of the fault choice")
+    parser.add_argument(
+        "--reference-rounds", type=int, default=2, help="rounds of the by-hand references"
+    )
     return parser.parse_args()
 
 
-async def main(faults: int, seed: int) -> int:
+async def main(faults: int, seed: int, reference_rounds: int) -> int:
+    references = await asyncio.to_thread(measure_references, reference_rounds)
     results, verdict = await run(faults, seed)
-    report(results, verdict)
+    report(results, verdict, references)
     return 0 if verdict.passed else 1
 
 
 if __name__ == "__main__":
     args = parse_args()
-    finish(asyncio.run(main(args.faults, args.seed)))
+    finish(asyncio.run(main(args.faults, args.seed, args.reference_rounds)))

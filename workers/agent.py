@@ -5,9 +5,7 @@ over the local socket twice a second, answers HAProxy's health check (200 only w
 Synced in the Primary component, or Donor when allowed), and reports every state transition to
 the cluster workflow as a signal (edge-triggered: a report per change, never a heartbeat
 stream; when Temporal is unreachable only the newest report waits). When mariadbd exits it
-records the exit, takes the node out of HAProxy at once, and after an unclean exit has a live
-peer evict the dead member from the group view (`evs.evict`): the survivors' commits then wait
-about a second instead of the group's suspect timeout. Then it reports and ends.
+records the exit, takes the node out of HAProxy at once, reports, and ends.
 
 Started detached by the local runtime: `python -m workers.agent NODE_DIR [--bootstrap]`.
 """
@@ -16,7 +14,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -24,7 +21,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pymysql
 import structlog
 from pydantic import BaseModel
 from temporalio.client import Client
@@ -66,7 +62,6 @@ class AgentConfig(BaseModel):
     haproxy_socket: str
     donor_serves: bool = False
     os_user: str
-    peer_sockets: list[str] = []
 
 
 class Reporter:
@@ -178,34 +173,6 @@ class Mariadbd:
         )
 
 
-MEMBER_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def evict_from_group(config: AgentConfig, member_id: str) -> str | None:
-    """Ask the first live peer to evict our dead run from the group view; which peer did.
-
-    Safe only because the member is certainly gone: its process has exited (a restarted node
-    joins under a new member id, so the evict list never blocks it)."""
-    if not MEMBER_ID.fullmatch(member_id):
-        return None
-    for peer in config.peer_sockets:
-        try:
-            conn = pymysql.connect(
-                unix_socket=peer, user=config.os_user, connect_timeout=1, read_timeout=2
-            )
-        except pymysql.Error:
-            continue
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute(f"SET GLOBAL wsrep_provider_options='evs.evict={member_id}'")
-            return peer
-        except pymysql.Error as error:
-            log.warning("evict refused", peer=peer, error=str(error)[:200])
-        finally:
-            conn.close()
-    return None
-
-
 async def supervise(config: AgentConfig, bootstrap: bool) -> int:
     started_at = datetime.now(UTC)
     health = Health()
@@ -219,7 +186,6 @@ async def supervise(config: AgentConfig, bootstrap: bool) -> int:
     target = Target(user=config.os_user, unix_socket=config.socket)
     sequence = 0
     last: tuple[object, ...] | None = None
-    member_id: str | None = None
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
@@ -228,7 +194,6 @@ async def supervise(config: AgentConfig, bootstrap: bool) -> int:
         if ended is None:
             facts = await asyncio.to_thread(probe, target, 1.0)
             facts.process_alive = True
-            member_id = facts.member_id or member_id
         else:
             facts = NodeFacts(process_alive=False, exit_kind=ended[0], exit_detail=ended[1])
         state, reason = node_state(facts)
@@ -259,9 +224,6 @@ async def supervise(config: AgentConfig, bootstrap: bool) -> int:
     server.close()
     with contextlib.suppress(Exception):
         await asyncio.to_thread(haproxy.mark_down, Path(config.haproxy_socket), config.node)
-    if ended[0] is ExitKind.UNCLEAN and member_id is not None:
-        peer = await asyncio.to_thread(evict_from_group, config, member_id)
-        log.info("evicted from the group view", member=member_id, by=peer)
     write_json(
         state_file,
         {

@@ -130,7 +130,8 @@ async def command(
             update, payload, result_type=CommandResult
         )
     except Exception as error:  # a validator's refusal: nothing was written
-        raise UsageError(f"{update} refused: {getattr(error, 'cause', None) or error}") from None
+        cause = getattr(error, "cause", None) or error
+        raise UsageError(f"{update} refused: {getattr(cause, 'message', cause)}") from None
     return result
 
 

@@ -50,10 +50,10 @@ def refusal(request: ForceActionRequest, nodes: list[NodeMemory], primary: bool)
             )
         return None
     if primary:
-        serving = ", ".join(green_others or [request.node])
+        serving = [n.name for n in nodes if n.state is NodeState.GREEN]
+        on = f" on {', '.join(serving)}" if serving else ""
         return Refusal(
-            f"a Primary component runs ({serving}): bootstrapping beside it splits the cluster",
-            False,
+            f"a Primary component runs{on}: bootstrapping beside it splits the cluster", False
         )
     mine = _seqno(target)
     ahead = [f"{n.name}={n.facts.seqno}" for n in others if _seqno(n) > mine]

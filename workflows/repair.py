@@ -429,7 +429,7 @@ class Repairs:
         found = refusal(request, self.memory.nodes, self.memory.primary)
         if found is not None and not (found.overridable and request.force):
             hint = " (add force to carry it out anyway)" if found.overridable else ""
-            raise ValueError(f"refused: {found.reason}{hint}")
+            raise ValueError(f"{found.reason}{hint}")
 
     @workflow.update(name=UPDATE_RESUME)
     def resume(self, request: ResumeRequest) -> CommandResult:

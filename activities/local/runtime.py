@@ -156,11 +156,6 @@ class LocalRuntime:
             "haproxy_socket": str(self._paths(layout.cluster).haproxy_socket),
             "donor_serves": spec.health.serve_from_donor,
             "os_user": getpass.getuser(),
-            "peer_sockets": [
-                str(self._node_paths(layout, peer.name).socket)
-                for peer in layout.nodes
-                if peer.name != node
-            ],
         }
         write_json(paths.agent_config, agent)
         # Only the node that will bootstrap gets a system tablespace: joiners receive theirs by
@@ -194,7 +189,7 @@ class LocalRuntime:
             self._ensure_agent(paths, bootstrap=False)
             return pid
         if bootstrap:
-            _set_safe_to_bootstrap(paths.grastate)
+            set_safe_to_bootstrap(paths.grastate)
         paths.pid.unlink(missing_ok=True)
         paths.agent_state.unlink(missing_ok=True)  # the last run's exit is history now
         self._spawn_agent(paths, bootstrap)
@@ -482,7 +477,7 @@ def _read_grastate(path: Path) -> GaleraPosition:
     )
 
 
-def _set_safe_to_bootstrap(grastate: Path) -> None:
+def set_safe_to_bootstrap(grastate: Path) -> None:
     """Mark the chosen node bootstrappable; the caller has proven it is the most advanced."""
     if not grastate.exists():
         return

@@ -5,6 +5,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -23,7 +24,7 @@ class Harness:
     runtime: FakeRuntime
     task_queue: str
 
-    async def start(self, replicas: int = 3, **spec: object) -> WorkflowHandle[object, object]:
+    async def start(self, replicas: int = 3, **spec: object) -> WorkflowHandle[Any, Any]:
         cluster = MySQLCluster.model_validate(
             {
                 "metadata": {"name": f"c{uuid.uuid4().hex[:8]}"},

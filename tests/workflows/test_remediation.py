@@ -103,6 +103,7 @@ async def test_a_node_that_cannot_rejoin_is_reprovisioned_then_handed_to_a_human
         (FaultClass.NODE_CANNOT_JOIN, Outcome.FAILED),
     ]
     assert ("set-aside", victim) in harness.runtime.calls  # data moved aside, not deleted
+    assert paused.manual_intervention is not None
     assert paused.manual_intervention.fault is FaultClass.NODE_CANNOT_JOIN
     assert (await handle.describe()).typed_search_attributes.get(CLUSTER_STATE) == (
         "ManualIntervention"
@@ -133,6 +134,7 @@ async def test_disk_full_goes_to_a_human_with_the_evidence(harness: Harness) -> 
     victim = ready.nodes[1].name
     harness.runtime.crash(victim, ExitKind.UNCLEAN, "Errcode: 28 No space left on device")
     paused = await until(handle, lambda s: s.manual_intervention is not None)
+    assert paused.manual_intervention is not None
     assert paused.manual_intervention.fault is FaultClass.STORAGE_ERROR
     assert "No space left" in paused.manual_intervention.evidence
     assert not paused.remediations  # nothing was tried
