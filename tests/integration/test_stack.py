@@ -1,0 +1,127 @@
+"""The whole local stack as `make up` runs it (dev server with its SQLite file, worker process,
+agents, HAProxy), and the Temporal server killed in the middle of a repair."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest_asyncio
+
+from activities.local.paths import ClusterPaths
+from activities.local.process import alive, read_pid, running_pid
+from tests.integration.conftest import mysqlops, stop_everything
+
+CLUSTER = """\
+apiVersion: mysqlops.io/v1alpha1
+kind: MySQLCluster
+metadata:
+  name: st
+spec:
+  replicas: 3
+  mysql:
+    innodbBufferPoolSize: 64Mi
+  health:
+    probeIntervalSeconds: 0.5
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest_asyncio.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[dict[str, str]]:
+    """Environment of a private stack; afterwards `mysqlops down`, then whatever is left of
+    it (found through its own pid files only) is killed."""
+    home = tmp_path / "home"
+    env = {
+        **os.environ,
+        "MYSQLOPS_HOME": str(home),
+        "MYSQLOPS_PORT_BASE": str(random.randrange(10000, 30000, 100)),
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "MYSQLOPS_UI_PORT": str(free_port()),
+    }
+    yield env
+    await mysqlops(env, "down", timeout=180)
+    stop_everything(home)
+    for pid_file, needle in (
+        (home / "worker.pid", "workers.worker"),
+        (home / "temporal" / "temporal.pid", "start-dev"),
+    ):
+        if (pid := running_pid(pid_file, needle)) is not None:
+            os.kill(pid, signal.SIGKILL)
+
+
+async def status(env: dict[str, str]) -> dict[str, Any]:
+    result = await mysqlops(env, "status", "st", "--json", timeout=30)
+    assert result.returncode == 0, result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+async def until(
+    env: dict[str, str], check: Callable[[dict[str, Any]], bool], timeout: float
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        current = await status(env)
+        if check(current):
+            return current
+        assert time.monotonic() < deadline, f"not reached in {timeout} s: {current}"
+        await asyncio.sleep(0.3)
+
+
+async def test_temporal_killed_in_the_middle_of_a_repair_resumes_it_once(
+    stack: dict[str, str], tmp_path: Path
+) -> None:
+    resource = tmp_path / "st.yaml"
+    resource.write_text(CLUSTER)
+    started = await mysqlops(stack, "up", "-f", str(resource), "--timeout", "300")
+    assert started.returncode == 0, started.stderr
+    before = await status(stack)
+    victim = next(n for n in before["nodes"] if n["name"] != before["writer"])
+    home = Path(stack["MYSQLOPS_HOME"])
+    error_log = ClusterPaths.of(home, "default", "st").node(victim["name"]).error_log
+    starts_before = error_log.read_text().count("starting as process")
+
+    os.kill(victim["pid"], signal.SIGKILL)
+    await until(
+        stack,
+        lambda s: (s["currentTask"] or {}).get("kind") == "remediate",
+        timeout=30,
+    )
+    server = read_pid(home / "temporal" / "temporal.pid")
+    assert server is not None and alive(server)
+    os.kill(server, signal.SIGKILL)  # mid-repair: no clean shutdown of the server
+    await asyncio.sleep(3)
+    # `up` again: the dev server restarts on its SQLite file; the rest is left as it is.
+    again = await mysqlops(stack, "up", "-f", str(resource), "--timeout", "300")
+    assert again.returncode == 0, again.stderr
+
+    healed = await status(stack)
+    repairs = [r for r in healed["remediations"] if r["nodes"] == [victim["name"]]]
+    assert [(r["fault"], r["outcome"]) for r in repairs] == [("NodeCrashed", "Succeeded")]
+    assert node_named(healed, victim["name"])["pid"] not in (None, victim["pid"])
+    restarts = error_log.read_text().count("starting as process") - starts_before
+    assert restarts == 1  # the interrupted repair went on; its start was not repeated
+
+    stopped = await mysqlops(stack, "down", timeout=180)
+    assert stopped.returncode == 0, stopped.stderr
+    for entry in healed["nodes"]:
+        assert not alive(entry["pid"]), f"{entry['name']} still runs after down"
+
+
+def node_named(current: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(n for n in current["nodes"] if n["name"] == name)
