@@ -33,6 +33,8 @@ from workers import temporal
 from workflows.cluster import ClusterWorkflow
 from workflows.search import CLUSTER_STATE
 
+GIVE_UP_AFTER = 15.0  # seconds a failed task may stand with nothing queued after it
+
 
 class UsageError(Exception):
     """Bad input: reported with exit status 2, nothing changed."""
@@ -155,11 +157,23 @@ async def wait_for(
     timeout: float,
     what: str,
 ) -> ClusterStatus:
+    """Poll the status until `done`. Gives up early when the controller has stopped trying:
+    automation paused for a human, or a failed task followed by nothing for `GIVE_UP_AFTER`."""
     deadline = time.monotonic() + timeout
+    idle_since: float | None = None
     while True:
         current = await status(client, namespace, name)
         if done(current):
             return current
+        idle = current.current_task is None and not current.queued_tasks
+        if idle and (paused := current.manual_intervention) is not None:
+            raise RuntimeError(f"{what} not reached: manual intervention: {paused.reason}")
+        if idle and " failed: " in current.message:
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since > GIVE_UP_AFTER:
+                raise RuntimeError(f"{what} not reached: {current.message}")
+        else:
+            idle_since = None
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} not reached within {timeout:.0f} s: {current.message}")
         await asyncio.sleep(0.5)

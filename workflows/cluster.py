@@ -596,13 +596,19 @@ class ClusterWorkflow(Repairs):
 
     @workflow.update(name=UPDATE_START)
     def start(self, request: LifecycleRequest) -> CommandResult:
+        if self._being_created():
+            return CommandResult(accepted=True, message="being created: it starts when done")
         return self._enqueue("start", None, request.reason or "start requested")
 
     @start.validator
     def _validate_start(self, request: LifecycleRequest) -> None:
         self._refuse_when_ending()
-        if not self.memory.created and not any(t.kind == "create" for t in self.memory.queue):
+        if not self.memory.created and not self._being_created():
             raise ValueError("the cluster was never created")
+
+    def _being_created(self) -> bool:
+        tasks = [*self.memory.queue, *([self.current] if self.current else [])]
+        return not self.memory.created and any(t.kind == "create" for t in tasks)
 
     @workflow.update(name=UPDATE_DELETE)
     def delete(self, request: LifecycleRequest) -> CommandResult:

@@ -11,9 +11,23 @@ $MYSQLOPS_HOME/
     nodes/<node>/      my.cnf, data/, error.log, mariadbd.pid, agent.json, agent-state.json
 """
 
+import hashlib
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+# sun_path holds 108 bytes with the terminating NUL; HAProxy also appends ".<pid>.tmp".
+SOCKET_PATH_MAX = 97
+
+
+def socket_path(preferred: Path) -> Path:
+    """`preferred` when a unix socket can live there; else a short stand-in under the temp
+    directory, named by a digest of `preferred` so that every process finds the same one."""
+    if len(os.fsencode(preferred)) <= SOCKET_PATH_MAX:
+        return preferred
+    digest = hashlib.sha256(os.fsencode(preferred)).hexdigest()[:20]
+    return Path(tempfile.gettempdir()) / "mysqlops-sockets" / f"{digest}.sock"
 
 
 def state_home() -> Path:
@@ -46,7 +60,7 @@ class ClusterPaths:
 
     @property
     def haproxy_socket(self) -> Path:
-        return self.root / "haproxy.sock"
+        return socket_path(self.root / "haproxy.sock")
 
     def node(self, name: str) -> "NodePaths":
         return NodePaths(self.root / "nodes" / name)
@@ -74,7 +88,7 @@ class NodePaths:
 
     @property
     def socket(self) -> Path:
-        return self.root / "mariadbd.sock"
+        return socket_path(self.root / "mariadbd.sock")
 
     @property
     def agent_config(self) -> Path:

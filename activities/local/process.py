@@ -71,6 +71,9 @@ def _tail(error_log: Path) -> str | None:
         return None
 
 
+START_MARKER = "[Note] Starting MariaDB"  # "... source revision ... as process <pid>"
+
+
 def last_error_line(error_log: Path) -> str | None:
     """The last `[ERROR]` line of the log's tail: evidence for a human (disk full, ...)."""
     tail = _tail(error_log) or ""
@@ -83,7 +86,7 @@ def exit_kind_from_log(error_log: Path) -> tuple[ExitKind, str] | None:
     tail = _tail(error_log)
     if tail is None:
         return None
-    last_start = max(tail.rfind("starting as process"), tail.rfind("ready for connections"))
+    last_start = max(tail.rfind(START_MARKER), tail.rfind("ready for connections"))
     last_stop = tail.rfind("Shutdown complete")
     if last_start < 0 and last_stop < 0:
         return None

@@ -190,6 +190,7 @@ class LocalRuntime:
             return pid
         if bootstrap:
             set_safe_to_bootstrap(paths.grastate)
+        _ensure_socket_dir(paths)
         paths.pid.unlink(missing_ok=True)
         paths.agent_state.unlink(missing_ok=True)  # the last run's exit is history now
         self._spawn_agent(paths, bootstrap)
@@ -274,6 +275,7 @@ class LocalRuntime:
         position = _read_grastate(paths.grastate)
         if position.seqno != -1:
             return position
+        _ensure_socket_dir(paths)  # even a recovery run binds its socket
         result = subprocess.run(
             [
                 "mariadbd",
@@ -366,14 +368,19 @@ class LocalRuntime:
             servers=servers,
         )
         changed = _write_if_changed(paths.haproxy_cfg, text)
+        paths.haproxy_socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         running = running_pid(paths.haproxy_pid, "haproxy")
         if running is not None and not changed:
             return
         check = subprocess.run(
-            ["haproxy", "-c", "-q", "-f", str(paths.haproxy_cfg)], capture_output=True, text=True
+            ["haproxy", "-c", "-f", str(paths.haproxy_cfg)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         if check.returncode != 0:
-            raise RuntimeError(f"invalid HAProxy configuration: {check.stderr[-2000:]}")
+            alerts = [line for line in check.stdout.splitlines() if "[ALERT]" in line]
+            raise RuntimeError(f"invalid HAProxy configuration: {' '.join(alerts)[-2000:]}")
         args = ["haproxy", "-D", "-f", str(paths.haproxy_cfg), "-p", str(paths.haproxy_pid)]
         if running is not None:
             haproxy.save_state(paths.haproxy_socket, paths.root / "haproxy.state")
@@ -430,6 +437,12 @@ class LocalRuntime:
 
 def _mariadbd_pid(paths: NodePaths) -> int | None:
     return mariadbd_pid(paths.pid, paths.agent_state)
+
+
+def _ensure_socket_dir(paths: NodePaths) -> None:
+    """The socket's directory: the node's own, or the short stand-in (see `socket_path`),
+    which a reboot may have emptied."""
+    paths.socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def _has_data(datadir: Path) -> bool:

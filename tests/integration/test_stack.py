@@ -17,7 +17,7 @@ from typing import Any
 import pytest_asyncio
 
 from activities.local.paths import ClusterPaths
-from activities.local.process import alive, read_pid, running_pid
+from activities.local.process import START_MARKER, alive, read_pid, running_pid
 from tests.integration.conftest import mysqlops, stop_everything
 
 CLUSTER = """\
@@ -94,7 +94,7 @@ async def test_temporal_killed_in_the_middle_of_a_repair_resumes_it_once(
     victim = next(n for n in before["nodes"] if n["name"] != before["writer"])
     home = Path(stack["MYSQLOPS_HOME"])
     error_log = ClusterPaths.of(home, "default", "st").node(victim["name"]).error_log
-    starts_before = error_log.read_text().count("starting as process")
+    starts_before = error_log.read_text().count(START_MARKER)
 
     os.kill(victim["pid"], signal.SIGKILL)
     await until(
@@ -114,7 +114,7 @@ async def test_temporal_killed_in_the_middle_of_a_repair_resumes_it_once(
     repairs = [r for r in healed["remediations"] if r["nodes"] == [victim["name"]]]
     assert [(r["fault"], r["outcome"]) for r in repairs] == [("NodeCrashed", "Succeeded")]
     assert node_named(healed, victim["name"])["pid"] not in (None, victim["pid"])
-    restarts = error_log.read_text().count("starting as process") - starts_before
+    restarts = error_log.read_text().count(START_MARKER) - starts_before
     assert restarts == 1  # the interrupted repair went on; its start was not repeated
 
     stopped = await mysqlops(stack, "down", timeout=180)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from activities.local import haproxy, mycnf, ports
+from activities.local.paths import SOCKET_PATH_MAX, ClusterPaths
 from api.cluster import MySQLClusterSpec
 
 PEERS = ("127.0.0.1:33020", "127.0.0.1:33021", "127.0.0.1:33022")
@@ -146,3 +147,13 @@ def test_config_value_cannot_inject_managed_option() -> None:
         return  # refused at validation: fine
     text = mycnf.render(node(False), spec)
     assert settings(text)["wsrep_provider"] == mycnf.GALERA_PROVIDER
+
+
+def test_sockets_of_a_deep_state_directory_get_a_short_stable_path(tmp_path: Path) -> None:
+    shallow = ClusterPaths.of(tmp_path, "default", "db").node("db-0")
+    assert shallow.socket == shallow.root / "mariadbd.sock"
+    deep = ClusterPaths.of(tmp_path / ("d" * 80), "default", "db")
+    node = deep.node("db-0")
+    assert len(str(node.socket)) <= SOCKET_PATH_MAX < len(str(node.root / "mariadbd.sock"))
+    assert node.socket == deep.node("db-0").socket != deep.node("db-1").socket
+    assert deep.haproxy_socket != node.socket and len(str(deep.haproxy_socket)) <= SOCKET_PATH_MAX
