@@ -468,8 +468,9 @@ def measure_references(rounds: int) -> References:
 
 # -- the benchmark ----------------------------------------------------------------------------
 
-# Per fault kind: the most a repair may take against the by-hand floor (issue 3).
-RATIO_TARGETS = {"kill": 1.5, "stop": 1.5, "kill-all": 2.0}
+# Per fault kind: the most a repair may take against the by-hand floor (issue 3 sets these
+# two; the others are reported without a target).
+RATIO_TARGETS = {"kill": 1.5, "kill-all": 2.0}
 DETECT_TARGET = 2.0  # seconds from a SIGKILL to the status
 OUT_OF_LB_TARGET = 3.0  # seconds from a SIGKILL to no longer routed to
 STALL_TARGET = 3.0  # seconds of write stall when the writer is killed

@@ -18,6 +18,7 @@ only the view change tells whether the rest keeps its quorum (two of three down 
 not two crashed nodes).
 """
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,13 +27,11 @@ from api.messages import NodeMemory
 from api.remediation import Action, FaultClass
 from api.states import NodeState
 
-STORAGE_MARKERS = (
-    "No space left on device",
-    "Errcode: 28",
-    "Disk full",
-    "Permission denied",
-    "Errcode: 13",
-    "error number 13",
+# What a stopped node's errors say when its storage needs a human: disk full (errno 28) or
+# permissions (errno 13), in the wordings of MariaDB, InnoDB and Galera.
+STORAGE_ERRORS = re.compile(
+    r"No space left on device|Disk full|out of disk space|Permission denied"
+    r"|(Errcode:|errno|error|error number):? (28|13)\b"
 )
 
 
@@ -75,7 +74,7 @@ def _describe(node: NodeMemory) -> str:
 
 def _storage_error(node: NodeMemory) -> bool:
     text = f"{node.facts.exit_detail or ''} {node.facts.error or ''}"
-    return node.facts.process_alive is False and any(m in text for m in STORAGE_MARKERS)
+    return node.facts.process_alive is False and STORAGE_ERRORS.search(text) is not None
 
 
 def diagnose(

@@ -74,11 +74,18 @@ def _tail(error_log: Path) -> str | None:
 START_MARKER = "[Note] Starting MariaDB"  # "... source revision ... as process <pid>"
 
 
-def last_error_line(error_log: Path) -> str | None:
-    """The last `[ERROR]` line of the log's tail: evidence for a human (disk full, ...)."""
+def last_run_errors(error_log: Path, limit: int = 4) -> str | None:
+    """The distinct `[ERROR]` lines of the last run (its last `limit`), joined: evidence for a
+    human and for the diagnosis (the telling line, e.g. errno 28, often precedes the last)."""
     tail = _tail(error_log) or ""
-    errors = [line for line in tail.splitlines() if "[ERROR]" in line]
-    return errors[-1].split("[ERROR]", 1)[1].strip()[:300] if errors else None
+    run = tail[max(tail.rfind(START_MARKER), 0) :]
+    errors: list[str] = []
+    for line in run.splitlines():
+        if "[ERROR]" in line:
+            text = line.split("[ERROR]", 1)[1].strip()[:200]
+            if text not in errors:
+                errors.append(text)
+    return " | ".join(errors[-limit:]) or None
 
 
 def exit_kind_from_log(error_log: Path) -> tuple[ExitKind, str] | None:

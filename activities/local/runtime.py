@@ -22,7 +22,7 @@ from activities.local.ports import SlotPorts, allocate, release
 from activities.local.process import (
     alive,
     exit_kind_from_log,
-    last_error_line,
+    last_run_errors,
     mariadbd_pid,
     read_json,
     running_pid,
@@ -248,8 +248,8 @@ class LocalRuntime:
         if pid is not None:
             return ProcessFacts(alive=True, pid=pid, stopped=suspended(pid))
         state = read_json(paths.agent_state) or {}
-        last_error = last_error_line(paths.error_log)
-        hint = f"; last error: {last_error}" if last_error else ""
+        errors = last_run_errors(paths.error_log)
+        hint = f"; errors: {errors}" if errors else ""
         if state.get("running") is False and state.get("exit_kind"):
             return ProcessFacts(
                 alive=False,

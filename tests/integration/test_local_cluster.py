@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -368,6 +369,115 @@ async def test_a_repair_survives_the_worker_dying_in_the_middle(
     assert healed["manualIntervention"] is None
     running = [n["pid"] for n in healed["nodes"] if n["name"] == victim["name"]]
     assert running and alive(running[0])  # started once, not twice: one live mariadbd
+
+
+REPAIR_OFF = CLUSTER + TUNED  # remediation disabled, the same server options
+REPAIR_ON = CLUSTER.replace("enabled: false", "enabled: true") + TUNED
+REPAIR_QUICK = (
+    CLUSTER.replace(
+        "enabled: false  # the first tests watch raw detection; a later one turns repair on",
+        "enabled: true\n    maxAttemptsPerNode: 1\n    backoffSeconds: 1",
+    )
+    + TUNED
+)
+
+
+async def apply_text(env: dict[str, str], tmp_path: Path, text: str, wait: bool = True) -> None:
+    resource = tmp_path / f"cluster-{abs(hash(text))}.yaml"
+    resource.write_text(text)
+    until_green = ("--wait", "--timeout", "180") if wait else ()
+    applied = await mysqlops(env, "apply", "-f", str(resource), *until_green)
+    assert applied.returncode == 0, applied.stderr
+
+
+async def kill_while_repair_is_off(
+    env: dict[str, str], tmp_path: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A non-writer node killed with remediation off, so the test can damage it first."""
+    await apply_text(env, tmp_path, REPAIR_OFF)
+    before = await status(env)
+    victim = next(n for n in before["nodes"] if n["name"] != before["writer"])
+    os.kill(victim["pid"], signal.SIGKILL)
+    await until(env, lambda s: node(s, victim["name"])["state"] == "Red-unclean", timeout=15)
+    return before, victim
+
+
+async def test_a_node_with_a_damaged_data_dir_is_reprovisioned_and_its_data_kept(
+    cli_env: dict[str, str], credentials: dict[str, Any], tmp_path: Path, local_home: Path
+) -> None:
+    before, victim = await kill_while_repair_is_off(cli_env, tmp_path)
+    ibdata = local_home / "clusters/default/it/nodes" / victim["name"] / "data/ibdata1"
+    garbage = os.urandom(4 << 20)
+    with open(ibdata, "r+b") as damaged:  # header and doublewrite buffer overwritten
+        damaged.write(garbage)
+    repairs = len(before["remediations"])
+    await apply_text(cli_env, tmp_path, REPAIR_QUICK)  # --wait: Green again
+    healed = await until(
+        cli_env,
+        lambda s: s["state"] == "Green" and s["currentTask"] is None and not s["queuedTasks"],
+        timeout=60,
+    )
+    faults = [(r["fault"], r["outcome"]) for r in healed["remediations"][repairs:]]
+    assert faults == [("NodeCrashed", "Failed"), ("NodeCannotJoin", "Succeeded")], faults
+    detail = healed["remediations"][-1]["actions"][-1]["detail"]
+    kept = Path(detail.split("kept at ", 1)[1])
+    assert (kept / "ibdata1").read_bytes()[: len(garbage)] == garbage  # moved aside, not lost
+    c = credentials
+    fresh = node(healed, victim["name"])
+    on_node = connect(fresh["host"], fresh["port"], c["user"], c["password"])
+    with on_node as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION wsrep_sync_wait = 1")
+        cur.execute("SELECT item FROM shop.orders WHERE id = 1")
+        assert cur.fetchone() == ("tea",)  # the new copy came from the cluster by SST
+    await apply_text(cli_env, tmp_path, REPAIR_ON)
+
+
+async def test_a_full_disk_goes_to_a_human_and_resume_hands_it_back(
+    cli_env: dict[str, str], credentials: dict[str, Any], tmp_path: Path, local_home: Path
+) -> None:
+    _, victim = await kill_while_repair_is_off(cli_env, tmp_path)
+    data = local_home / "clusters/default/it/nodes" / victim["name"] / "data"
+    kept = data.with_name("data.before-disk-full")
+    data.rename(kept)  # the test's own move; the node gets a full disk with a copy of it
+    data.mkdir()
+    size = sum(f.stat().st_size for f in kept.rglob("*") if f.is_file())
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size + (4 << 20)}", "tmpfs", str(data)],
+        capture_output=True,
+        text=True,
+    )
+    assert mounted.returncode == 0, mounted.stderr
+    try:
+        subprocess.run(["cp", "-a", f"{kept}/.", str(data)], check=True)
+        with open(data / "filler", "wb") as filler, contextlib.suppress(OSError):
+            while True:  # fill it to the last byte
+                filler.write(b"\0" * (1 << 20))
+                filler.flush()
+        await apply_text(cli_env, tmp_path, REPAIR_ON, wait=False)
+        paused = await until(cli_env, lambda s: s["manualIntervention"] is not None, timeout=90)
+        intervention = paused["manualIntervention"]
+        assert intervention["fault"] == "StorageError", intervention
+        assert victim["name"] in intervention["evidence"]
+        assert "No space left" in intervention["evidence"] or " 28" in intervention["evidence"]
+        refused = await mysqlops(cli_env, "resume", "it", "--reason", " ")
+        assert refused.returncode == 2
+    finally:
+        subprocess.run(["umount", str(data)], check=True)
+    data.rmdir()
+    kept.rename(data)  # the operator frees the disk
+    resumed = await mysqlops(cli_env, "resume", "it", "--reason", "disk replaced")
+    assert resumed.returncode == 0, resumed.stderr
+    healed = await until(
+        cli_env,
+        lambda s: (
+            s["state"] == "Green"
+            and s["manualIntervention"] is None
+            and s["currentTask"] is None
+            and not s["queuedTasks"]
+        ),
+        timeout=120,
+    )
+    assert node(healed, victim["name"])["state"] == "Green"
 
 
 async def test_a_second_cluster_runs_beside_and_delete_policy_removes_it(

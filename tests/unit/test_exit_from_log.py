@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from activities.local.process import exit_kind_from_log
+from activities.local.process import exit_kind_from_log, last_run_errors
 from api.states import ExitKind
 
 START = (
@@ -37,3 +37,13 @@ def test_a_start_that_failed_before_ready_is_unclean_even_after_a_clean_run(
 
 def test_an_empty_log_says_nothing(tmp_path: Path) -> None:
     assert judge(tmp_path, "") is None
+
+
+def test_the_errors_of_the_last_run_are_the_evidence(tmp_path: Path) -> None:
+    log = tmp_path / "error.log"
+    full = "2026-11-25  0:22:00 0 [ERROR] WSREP: gcache: 28 (No space left on device)\n"
+    generic = "2026-11-25  0:22:00 0 [ERROR] Aborting\n"
+    log.write_text(START + FAILED + START + full + generic + generic)
+    assert last_run_errors(log) == "WSREP: gcache: 28 (No space left on device) | Aborting"
+    log.write_text(START + READY)
+    assert last_run_errors(log) is None

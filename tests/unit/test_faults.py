@@ -118,3 +118,21 @@ def test_every_fault_has_a_playbook_and_escalation_ends_with_a_human() -> None:
             seen.add(fault)
             fault = playbook.escalate_to
     assert PLAYBOOKS[FaultClass.STORAGE_ERROR].action is Action.MANUAL_INTERVENTION
+
+
+@pytest.mark.parametrize(
+    ("errors", "storage"),
+    [
+        ("InnoDB: preallocating 12582912 bytes for file ./ibtmp1 failed with error 28", True),
+        ("mariadbd: Can't create/write to file './x' (Errcode: 13 \"Permission denied\")", True),
+        ("WSREP: gcache: 28 (No space left on device)", True),
+        ("InnoDB: Operating system error number 13 in a file operation.", True),
+        ("InnoDB: Database page corruption on disk or a failed read of file './ibdata1'", False),
+        ("Table 'x' has 281 columns", False),
+    ],
+)
+def test_storage_errors_are_told_by_their_words(errors: str, storage: bool) -> None:
+    facts = NodeFacts(process_alive=False, exit_kind=ExitKind.UNCLEAN, exit_detail=errors)
+    found = diagnose(nodes(GREEN, (NodeState.RED_UNCLEAN, facts), GREEN), True, NOW, GRACE)
+    assert found is not None
+    assert (found.fault is FaultClass.STORAGE_ERROR) is storage
