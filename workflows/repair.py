@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         UPDATE_RESUME,
         ClusterMemory,
         CommandResult,
+        NodeMemory,
         QueuedTask,
     )
     from api.remediation import (
@@ -321,10 +322,7 @@ class Repairs:
             if dead
             else []
         )
-        positions = stored + [
-            NodePosition(node=n.name, position=GaleraPosition(seqno=n.facts.seqno or -1))
-            for n in live
-        ]
+        positions = stored + [_committed(n) for n in live]
         choice = choose_bootstrap(positions, {n.name: n.ordinal for n in layout.nodes})
         self._transition("cluster", "QuorumLost", "bootstrapping", choice.reason)
         if choice.node in dead:
@@ -347,16 +345,23 @@ class Repairs:
 
     async def _bootstrap_from(self, layout: ClusterLayout, node: str, forced: bool) -> str:
         """Start the cluster from the node an operator named. Refused, unless forced, when the
-        stored positions do not prove it the most advanced; then every node ahead of it (or of
-        another history) has its data directory moved aside, so it rejoins by SST."""
-        for running in [n.name for n in self.memory.nodes if n.facts.process_alive]:
-            await self._act(ClusterActivities.stop_node, StopInput(layout=layout, node=running))
-        positions: list[NodePosition] = await self._act(
-            ClusterActivities.node_positions,
-            PositionsInput(layout=layout, nodes=[n.name for n in layout.nodes]),
+        positions do not prove it the most advanced; decided before anything is touched. Then
+        every node ahead of it (or of another history) has its data directory moved aside,
+        kept, so that it rejoins by SST."""
+        live = [n for n in self.memory.nodes if n.facts.process_alive]
+        silent = [n.name for n in live if not n.facts.reachable]
+        if silent and not forced:
+            raise Refused(f"{', '.join(silent)} run but do not answer: positions unknown")
+        stopped = [n.name for n in self.memory.nodes if not n.facts.process_alive]
+        positions: list[NodePosition] = (
+            await self._act(
+                ClusterActivities.node_positions, PositionsInput(layout=layout, nodes=stopped)
+            )
+            if stopped
+            else []
         )
-        mine = next(p.position for p in positions if p.node == node)
-        if mine.empty:
+        positions += [_committed(n) for n in live if n.facts.reachable]
+        if any(p.node == node and p.position.empty for p in positions):
             raise Refused(f"{node} has no data directory: there is nothing to start from")
         try:
             best = choose_bootstrap(positions, {n.name: n.ordinal for n in layout.nodes})
@@ -368,8 +373,18 @@ class Repairs:
             if not forced:
                 raise Refused(verdict)
             verdict = f"forced past: {verdict}"
+        for running in live:
+            mode = StopMode.KILL if running.name in silent else StopMode.GRACEFUL
+            await self._act(
+                ClusterActivities.stop_node, StopInput(layout=layout, node=running.name, mode=mode)
+            )
+        stored: list[NodePosition] = await self._act(  # all stopped: exact positions now
+            ClusterActivities.node_positions,
+            PositionsInput(layout=layout, nodes=[n.name for n in layout.nodes]),
+        )
+        mine = next(p.position for p in stored if p.node == node)
         kept = []
-        for other in positions:
+        for other in stored:
             theirs = other.position
             ahead = theirs.uuid != mine.uuid or theirs.seqno > mine.seqno
             if other.node != node and not theirs.empty and ahead:
@@ -447,6 +462,12 @@ class Repairs:
     def _validate_resume(self, request: ResumeRequest) -> None:
         if self.memory.manual is None:
             raise ValueError("automation is not paused: nothing to resume")
+
+
+def _committed(node: NodeMemory) -> NodePosition:
+    """A running node's position: its last committed seqno as the probe saw it."""
+    seqno = node.facts.seqno if node.facts.seqno is not None else -1
+    return NodePosition(node=node.name, position=GaleraPosition(seqno=seqno))
 
 
 def _attempt_key(fault: Fault) -> str:

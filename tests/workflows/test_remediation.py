@@ -240,3 +240,26 @@ async def updates_accepted(handle: WorkflowHandle[object, object]) -> int:
     history = await handle.fetch_history()
     accepted = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
     return sum(1 for event in history.events if event.event_type == accepted)
+
+
+async def test_a_refused_forced_bootstrap_leaves_running_nodes_alone(harness: Harness) -> None:
+    handle = await harness.start(remediation={**FAST, "enabled": False})
+    ready = await until(handle, green_and_idle)
+    survivor, *dead = [n.name for n in ready.nodes]
+    for name, seqno in zip((survivor, *dead), (5, 9, 7), strict=True):
+        harness.runtime.nodes[name].seqno = seqno
+    harness.runtime.non_primary.add(survivor)
+    down = [NodeState.RED_UNCLEAN] * len(dead)
+    for name in dead:
+        harness.runtime.crash(name)
+    await until(handle, lambda s: [n.state for n in s.nodes] == [NodeState.YELLOW, *down])
+    calls = len(harness.runtime.calls)
+    request = ForceActionRequest(action="BootstrapFromNode", node=survivor, reason="hunch")
+    queued = await handle.execute_update(UPDATE_FORCE_ACTION, request, result_type=CommandResult)
+    refused = await until(handle, lambda s: ended(s, queued.task_id))
+    assert refused.remediations[-1].outcome is Outcome.REFUSED
+    assert (
+        f"{dead[0]} has the highest committed seqno" in refused.remediations[-1].actions[-1].detail
+    )
+    assert not [c for c in harness.runtime.calls[calls:] if c[0] in ("stop", "start", "set-aside")]
+    assert harness.runtime.nodes[survivor].running
