@@ -214,6 +214,23 @@ def out_of_balancer(stats_socket: Path, victims: list[str]) -> bool:
     return not up & set(victims)
 
 
+async def wait_routed(stats_socket: Path, names: list[str], timeout: float = 30) -> None:
+    """Until HAProxy's writer backend has every node up again (health checks must rise after
+    a repair), so that the next fault's time out of the load balancer is measured from in."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            servers = await asyncio.to_thread(haproxy.servers, stats_socket, "writer")
+            up = {server.name for server in servers if server.up}
+        except OSError:
+            up = set()
+        if set(names) <= up:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not all of {names} back in the load balancer: up {sorted(up)}")
+        await asyncio.sleep(POLL_SECONDS)
+
+
 async def inject(
     handle: WorkflowHandle[Any, Any],
     writer: Writer,
@@ -222,11 +239,12 @@ async def inject(
     stats_socket: Path,
 ) -> FaultResult:
     before = await wait_green(handle, FAULT_TIMEOUT)
+    await wait_routed(stats_socket, [n.name for n in before.nodes])
     targets = list(before.nodes) if kind == "kill-all" else [rng.choice(before.nodes)]
     old_pids = {n.name: n.pid for n in targets}
     result = FaultResult(kind, [n.name for n in targets])
     result.writer_killed = before.writer in result.victims
-    repairs_before = len(before.remediations)
+    repairs_before = {r.id for r in before.remediations}  # the status keeps the last 20
     started = time.monotonic()
     started_wall = datetime.now()
     for target in targets:
@@ -270,7 +288,9 @@ async def inject(
     result.window = (started_wall, datetime.now())
     result.errors = writer.errors_between(started, ended)
     result.stall = writer.longest_stall(started, ended)
-    result.repairs = [f"{r.fault}:{r.outcome}" for r in status.remediations[repairs_before:]]
+    result.repairs = [
+        f"{r.fault}:{r.outcome}" for r in status.remediations if r.id not in repairs_before
+    ]
     return result
 
 
