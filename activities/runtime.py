@@ -56,6 +56,7 @@ class GaleraPosition(ApiModel):
     safe_to_bootstrap: bool = False
     recovered: bool = False  # seqno came from `--wsrep-recover`, not grastate.dat
     empty: bool = False  # no data directory content at all
+    unreadable: str | None = None  # data there, position not recoverable: why (damaged?)
 
 
 class LoadBalancerView(ApiModel):

@@ -361,15 +361,7 @@ class Verdict:
 
 
 def read_node(host: str, port: int, password: str) -> tuple[set[int], int | None]:
-    conn = pymysql.connect(
-        host=host,
-        port=port,
-        user=APP_USER,
-        password=password,
-        autocommit=True,
-        connect_timeout=5,
-        read_timeout=60,
-    )
+    conn = app_connection(host, port, password, read_timeout=60)
     try:
         with conn.cursor() as cursor:
             cursor.execute("SET SESSION wsrep_sync_wait=1")
@@ -586,7 +578,9 @@ def report(
     return missed
 
 
-def app_connection(host: str, port: int, password: str) -> pymysql.Connection[Any]:
+def app_connection(
+    host: str, port: int, password: str, read_timeout: float = 5
+) -> pymysql.Connection[Any]:
     return pymysql.connect(
         host=host,
         port=port,
@@ -594,7 +588,7 @@ def app_connection(host: str, port: int, password: str) -> pymysql.Connection[An
         password=password,
         autocommit=True,
         connect_timeout=2,
-        read_timeout=5,
+        read_timeout=read_timeout,
         write_timeout=5,
     )
 

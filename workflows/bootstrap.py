@@ -9,6 +9,7 @@ empty data directory is never chosen while any node has data. Ties go to the low
 from dataclasses import dataclass
 
 from activities.messages import NodePosition
+from activities.runtime import GaleraPosition
 
 
 @dataclass(frozen=True)
@@ -38,3 +39,12 @@ def choose_bootstrap(positions: list[NodePosition], ordinals: dict[str, int]) ->
         f"{p.node}={'empty' if p.position.empty else p.position.seqno}" for p in positions
     )
     return BootstrapChoice(best.node, f"{best.node} has the highest committed seqno ({seen})")
+
+
+def must_keep_aside(position: GaleraPosition) -> str | None:
+    """Why a stopped node's data directory must be moved aside before the node starts, or
+    None. A node whose committed position cannot be read gets a full state transfer, and
+    Galera's SST empties the data directory it finds: moved aside first, it is kept."""
+    if position.unreadable and not position.empty:
+        return position.unreadable
+    return None

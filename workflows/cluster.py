@@ -62,7 +62,12 @@ with workflow.unsafe.imports_passed_through():
         QueuedTask,
     )
     from api.states import ClusterState, NodeState, Phase
-    from workflows.bootstrap import BootstrapChoice, NoSafeBootstrap, choose_bootstrap
+    from workflows.bootstrap import (
+        BootstrapChoice,
+        NoSafeBootstrap,
+        choose_bootstrap,
+        must_keep_aside,
+    )
     from workflows.diagnosis import cluster_state, serves
     from workflows.repair import Repairs, TaskFailed
     from workflows.search import CLUSTER_STATE, MANUAL_INTERVENTION
@@ -196,6 +201,7 @@ class ClusterWorkflow(Repairs):
         """Bootstrap from the most advanced node (or the one an operator forced), then join
         the others one at a time."""
         names = [n.name for n in layout.nodes]
+        unreadable: set[str] = set()  # positions that cannot be read: their data is kept aside
         await self._survey(layout)
         running = self._running_nodes()
         if running and not self.memory.primary:
@@ -211,6 +217,7 @@ class ClusterWorkflow(Repairs):
                     ClusterActivities.node_positions, PositionsInput(layout=layout, nodes=names)
                 )
                 choice = choose_bootstrap(positions, {n.name: n.ordinal for n in layout.nodes})
+                unreadable = {p.node for p in positions if must_keep_aside(p.position)}
             self._transition("cluster", "stopped", "bootstrapping", choice.reason)
             await self._act(
                 ClusterActivities.start_node,
@@ -230,6 +237,10 @@ class ClusterWorkflow(Repairs):
         for name in names:
             if name in running:
                 continue
+            if name in unreadable and workflow.patched("keep-unreadable-data"):
+                await self._act(
+                    ClusterActivities.set_aside_data, NodeInput(layout=layout, node=name)
+                )
             await self._act(ClusterActivities.start_node, StartInput(layout=layout, node=name))
             await self._wait_synced(layout, name)
 

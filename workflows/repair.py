@@ -43,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
         ResumeRequest,
     )
     from api.states import Phase
-    from workflows.bootstrap import NoSafeBootstrap, choose_bootstrap
+    from workflows.bootstrap import NoSafeBootstrap, choose_bootstrap, must_keep_aside
     from workflows.faults import PLAYBOOKS, Fault, diagnose, next_deadline
     from workflows.forcing import refusal
     from workflows.search import CLUSTER_STATE, MANUAL_INTERVENTION
@@ -144,14 +144,26 @@ class Repairs:
             attempt=self.memory.attempts.get(_attempt_key(fault), 0) + 1,
             started_at=workflow.now(),
         )
+        action = PLAYBOOKS[fault.fault].action.value
+        self._queue_record("remediate", record, f"{record.id}: {action}")
+
+    def _queue_record(
+        self,
+        kind: str,
+        record: RemediationRecord,
+        what: str,
+        forced: ForceActionRequest | None = None,
+    ) -> None:
+        """Queue the task that will carry out (and complete) this record."""
+        nodes = ", ".join(record.nodes)
         self.memory.queue.append(
             QueuedTask(
                 id=record.id,
-                kind="remediate",
+                kind=kind,
                 requested_at=workflow.now(),
-                reason=f"{fault.fault.value} {', '.join(fault.nodes)} "
-                f"(attempt {record.attempt}): {PLAYBOOKS[fault.fault].action.value}",
+                reason=f"{record.fault.value} {nodes} (attempt {record.attempt}) {what}",
                 remediation=record,
+                forced=forced,
             )
         )
 
@@ -252,6 +264,8 @@ class Repairs:
                         ClusterActivities.stop_node,
                         StopInput(layout=layout, node=node, mode=StopMode.KILL),
                     )
+                down = kill_first or self._is_down(node)
+                kept = await self._keep_unreadable_data(layout, node) if down else None
                 await self._act(ClusterActivities.start_node, StartInput(layout=layout, node=node))
                 try:
                     await self._wait_synced(layout, node)
@@ -263,7 +277,7 @@ class Repairs:
                         StopInput(layout=layout, node=node, mode=StopMode.KILL),
                     )
                     raise
-                return None
+                return kept
 
             return run
 
@@ -297,6 +311,25 @@ class Repairs:
         if action is Action.REPROVISION_NODE:
             return [(node, reprovision(node)) for node in nodes]
         raise TaskFailed(f"no steps for {action.value}")
+
+    def _is_down(self, node: str) -> bool:
+        return any(n.name == node and n.facts.process_alive is False for n in self.memory.nodes)
+
+    async def _keep_unreadable_data(self, layout: ClusterLayout, node: str) -> str | None:
+        """Before a stopped node starts: move its data directory aside when its committed
+        position cannot be read (`bootstrap.must_keep_aside`); why, and where it went."""
+        if not workflow.patched("keep-unreadable-data"):
+            return None  # histories from before this step replay as they ran
+        seen: list[NodePosition] = await self._act(
+            ClusterActivities.node_positions, PositionsInput(layout=layout, nodes=[node])
+        )
+        why = must_keep_aside(seen[0].position)
+        if why is None:
+            return None
+        where: str = await self._act(
+            ClusterActivities.set_aside_data, NodeInput(layout=layout, node=node)
+        )
+        return f"{why}; old data directory kept at {where}"
 
     async def _reform_primary(self, layout: ClusterLayout) -> str:
         """Quorum lost: running nodes sit outside any Primary component, the others are down.
@@ -387,6 +420,7 @@ class Repairs:
         for other in stored:
             theirs = other.position
             ahead = theirs.uuid != mine.uuid or theirs.seqno > mine.seqno
+            ahead = ahead or must_keep_aside(theirs) is not None  # unknown: kept all the same
             if other.node != node and not theirs.empty and ahead:
                 where: str = await self._act(
                     ClusterActivities.set_aside_data, NodeInput(layout=layout, node=other.node)
@@ -424,16 +458,7 @@ class Repairs:
             attempt=1,
             started_at=workflow.now(),
         )
-        self.memory.queue.append(
-            QueuedTask(
-                id=record.id,
-                kind="force",
-                requested_at=workflow.now(),
-                reason=f"{request.action.value} {request.node}: {request.reason}",
-                remediation=record,
-                forced=request,
-            )
-        )
+        self._queue_record("force", record, f"{request.action.value}: {request.reason}", request)
         return CommandResult(accepted=True, task_id=record.id, message=f"queued as {record.id}")
 
     @force_action.validator

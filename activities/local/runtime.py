@@ -287,10 +287,13 @@ class LocalRuntime:
             text=True,
             timeout=300,
         )
-        text = (paths.root / "wsrep-recover.log").read_text(errors="replace")
-        found = _RECOVERED.findall(text)
+        recover_log = paths.root / "wsrep-recover.log"
+        found = _RECOVERED.findall(recover_log.read_text(errors="replace"))
         if result.returncode != 0 or not found:
-            raise RuntimeError(f"--wsrep-recover on {node} found no position: {text[-1000:]}")
+            errors = last_run_errors(recover_log, limit=3) or f"exit status {result.returncode}"
+            return position.model_copy(
+                update={"unreadable": f"--wsrep-recover found no position: {errors}"}
+            )
         uuid, seqno = found[-1]
         return GaleraPosition(
             uuid=uuid,

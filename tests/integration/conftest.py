@@ -2,13 +2,16 @@
 process against the session's Temporal dev server. Everything started here is stopped here."""
 
 import asyncio
+import json
 import os
 import random
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -63,6 +66,31 @@ async def mysqlops(
         text=True,
         timeout=timeout,
     )
+
+
+async def cluster_status(env: dict[str, str], *, name: str) -> dict[str, Any]:
+    """`mysqlops status NAME --json`, as a user reads it."""
+    result = await mysqlops(env, "status", name, "--json", timeout=30)
+    assert result.returncode == 0, result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+async def until_status(
+    env: dict[str, str], check: Callable[[dict[str, Any]], bool], timeout: float, *, name: str
+) -> dict[str, Any]:
+    """Poll the status until `check` holds; fail the test with the last status after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        current = await cluster_status(env, name=name)
+        if check(current):
+            return current
+        assert time.monotonic() < deadline, f"not reached in {timeout} s: {current}"
+        await asyncio.sleep(0.3)
+
+
+def node_named(current: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(n for n in current["nodes"] if n["name"] == name)
 
 
 class WorkerControl:

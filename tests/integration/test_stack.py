@@ -4,21 +4,25 @@ agents, HAProxy), and the Temporal server killed in the middle of a repair."""
 from __future__ import annotations
 
 import asyncio
-import json
+import functools
 import os
 import random
 import signal
 import socket
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest_asyncio
 
 from activities.local.paths import ClusterPaths
 from activities.local.process import START_MARKER, alive, read_pid, running_pid
-from tests.integration.conftest import mysqlops, stop_everything
+from tests.integration.conftest import (
+    cluster_status,
+    mysqlops,
+    node_named,
+    stop_everything,
+    until_status,
+)
 
 CLUSTER = """\
 apiVersion: mysqlops.io/v1alpha1
@@ -64,23 +68,8 @@ async def stack(tmp_path: Path) -> AsyncIterator[dict[str, str]]:
             os.kill(pid, signal.SIGKILL)
 
 
-async def status(env: dict[str, str]) -> dict[str, Any]:
-    result = await mysqlops(env, "status", "st", "--json", timeout=30)
-    assert result.returncode == 0, result.stderr
-    data: dict[str, Any] = json.loads(result.stdout)
-    return data
-
-
-async def until(
-    env: dict[str, str], check: Callable[[dict[str, Any]], bool], timeout: float
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        current = await status(env)
-        if check(current):
-            return current
-        assert time.monotonic() < deadline, f"not reached in {timeout} s: {current}"
-        await asyncio.sleep(0.3)
+status = functools.partial(cluster_status, name="st")
+until = functools.partial(until_status, name="st")
 
 
 async def test_temporal_killed_in_the_middle_of_a_repair_resumes_it_once(
@@ -121,7 +110,3 @@ async def test_temporal_killed_in_the_middle_of_a_repair_resumes_it_once(
     assert stopped.returncode == 0, stopped.stderr
     for entry in healed["nodes"]:
         assert not alive(entry["pid"]), f"{entry['name']} still runs after down"
-
-
-def node_named(current: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(n for n in current["nodes"] if n["name"] == name)

@@ -4,7 +4,7 @@ import pytest
 
 from activities.messages import NodePosition
 from activities.runtime import GaleraPosition
-from workflows.bootstrap import NoSafeBootstrap, choose_bootstrap
+from workflows.bootstrap import NoSafeBootstrap, choose_bootstrap, must_keep_aside
 
 UUID = "8f3b1c2e-0000-11ee-9a5b-000000000001"
 ORDINALS = {f"demo-{i}": i for i in range(5)}
@@ -64,3 +64,10 @@ def test_safe_reason_names_node() -> None:
 def test_safe_node_from_another_history_is_not_trusted() -> None:
     with pytest.raises(NoSafeBootstrap):
         choose_bootstrap([pos(0, 10), pos(1, 3, safe=True, uuid="another-history")], ORDINALS)
+
+
+def test_only_data_whose_position_cannot_be_read_is_kept_aside_before_a_start() -> None:
+    assert must_keep_aside(GaleraPosition(uuid="u", seqno=5)) is None
+    assert must_keep_aside(GaleraPosition(empty=True, unreadable="no data")) is None
+    damaged = GaleraPosition(uuid="u", unreadable="--wsrep-recover found no position")
+    assert must_keep_aside(damaged) == "--wsrep-recover found no position"

@@ -149,10 +149,10 @@ def test_config_value_cannot_inject_managed_option() -> None:
     assert settings(text)["wsrep_provider"] == mycnf.GALERA_PROVIDER
 
 
-def test_sockets_of_a_deep_state_directory_get_a_short_stable_path(tmp_path: Path) -> None:
-    shallow = ClusterPaths.of(tmp_path, "default", "db").node("db-0")
+def test_sockets_of_a_deep_state_directory_get_a_short_stable_path() -> None:
+    shallow = ClusterPaths.of(Path("/srv/mysqlops"), "default", "db").node("db-0")
     assert shallow.socket == shallow.root / "mariadbd.sock"
-    deep = ClusterPaths.of(tmp_path / ("d" * 80), "default", "db")
+    deep = ClusterPaths.of(Path("/srv") / ("d" * 80), "default", "db")
     node = deep.node("db-0")
     assert len(str(node.socket)) <= SOCKET_PATH_MAX < len(str(node.root / "mariadbd.sock"))
     assert node.socket == deep.node("db-0").socket != deep.node("db-1").socket

@@ -32,6 +32,7 @@ class FakeNode:
     exit_detail: str = ""
     seqno: int = 0
     safe_to_bootstrap: bool = False
+    damaged: bool = False  # its position cannot be recovered
 
 
 @dataclass
@@ -105,9 +106,10 @@ class FakeRuntime:
         assert not state.running
         return GaleraPosition(
             uuid="u",
-            seqno=state.seqno,
+            seqno=-1 if state.damaged else state.seqno,
             safe_to_bootstrap=state.safe_to_bootstrap,
             empty=not state.has_data,
+            unreadable="--wsrep-recover found no position" if state.damaged else None,
         )
 
     def configure_load_balancer(self, layout: ClusterLayout, members: list[str]) -> None:
@@ -141,6 +143,7 @@ class FakeRuntime:
     def set_aside_data(self, layout: ClusterLayout, node: str) -> str:
         self.calls.append(("set-aside", node))
         self.nodes[node].has_data = False
+        self.nodes[node].damaged = False
         return f"/aside/{node}"
 
     def retire_cluster(self, layout: ClusterLayout, delete_data: bool) -> None:

@@ -55,6 +55,23 @@ async def test_a_crashed_node_is_restarted_and_the_repair_recorded(harness: Harn
     )
 
 
+async def test_a_crashed_node_whose_position_is_unreadable_keeps_its_data_aside(
+    harness: Harness,
+) -> None:
+    handle = await harness.start(remediation=FAST)
+    ready = await until(handle, green_and_idle)
+    victim = ready.nodes[1].name
+    harness.runtime.nodes[victim].damaged = True
+    harness.runtime.crash(victim, detail="killed by SIGKILL")
+    healed = await until(handle, lambda s: green_and_idle(s) and bool(s.remediations))
+    record = healed.remediations[-1]
+    assert (record.fault, record.outcome) == (FaultClass.NODE_CRASHED, Outcome.SUCCEEDED)
+    assert "kept at /aside/" in record.actions[-1].detail  # before the SST could empty it
+    calls = harness.runtime.calls
+    restarted = max(i for i, call in enumerate(calls) if call == ("start", victim, False))
+    assert ("set-aside", victim) in calls[:restarted]
+
+
 async def test_whole_cluster_down_bootstraps_the_most_advanced_node(harness: Harness) -> None:
     handle = await harness.start(remediation=FAST)
     ready = await until(handle, green_and_idle)
