@@ -112,6 +112,7 @@ class ClusterMemory(ApiModel):
     primary: bool = False  # a node serves from a Primary component (whatever the balancer)
     message: str = ""
     manual: ManualIntervention | None = None
+    resumed_from: str | None = None  # the evidence of the last manual intervention resumed
     remediations: list[RemediationRecord] = Field(default_factory=list)
     attempts: dict[str, int] = Field(default_factory=dict)  # "<fault>/<node>": repairs so far
     retry_after: dict[str, datetime] = Field(default_factory=dict)  # same keys: backoff

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from activities.messages import NodePosition
 from activities.runtime import GaleraPosition
+from workflows.faults import storage_error
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,9 @@ def choose_bootstrap(positions: list[NodePosition], ordinals: dict[str, int]) ->
 def must_keep_aside(position: GaleraPosition) -> str | None:
     """Why a stopped node's data directory must be moved aside before the node starts, or
     None. A node whose committed position cannot be read gets a full state transfer, and
-    Galera's SST empties the data directory it finds: moved aside first, it is kept."""
-    if position.unreadable and not position.empty:
-        return position.unreadable
-    return None
+    Galera's SST empties the data directory it finds: moved aside first, it is kept. Not when
+    the storage is what failed (disk full, permissions): a new copy would fail the same way,
+    and that fault is a human's (`faults.STORAGE_ERRORS`)."""
+    if not position.unreadable or position.empty or storage_error(position.unreadable):
+        return None
+    return position.unreadable

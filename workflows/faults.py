@@ -72,9 +72,13 @@ def _describe(node: NodeMemory) -> str:
     return " ".join(parts)
 
 
+def storage_error(text: str) -> bool:
+    return STORAGE_ERRORS.search(text) is not None
+
+
 def _storage_error(node: NodeMemory) -> bool:
     text = f"{node.facts.exit_detail or ''} {node.facts.error or ''}"
-    return node.facts.process_alive is False and STORAGE_ERRORS.search(text) is not None
+    return node.facts.process_alive is False and storage_error(text)
 
 
 def diagnose(
@@ -83,8 +87,12 @@ def diagnose(
     now: datetime,
     grace: timedelta,
     maintenance: Sequence[str] = (),
+    resumed_from: str | None = None,
 ) -> Fault | None:
-    """The fault to handle first, or None when nothing needs repair."""
+    """The fault to handle first, or None when nothing needs repair. `resumed_from`: the
+    evidence an operator resumed automation from; storage errors in that very evidence are
+    taken as dealt with (the node is then simply repaired: if the storage still fails, its
+    new attempt writes new evidence)."""
     watched = [n for n in nodes if n.name not in maintenance]
     if not watched:
         return None
@@ -93,7 +101,8 @@ def diagnose(
     def fault(kind: FaultClass, chosen: Sequence[NodeMemory]) -> Fault:
         return Fault(kind, tuple(n.name for n in chosen), evidence)
 
-    if storage := [n for n in watched if _storage_error(n)]:
+    dealt_with = resumed_from or ""
+    if storage := [n for n in watched if _storage_error(n) and _describe(n) not in dealt_with]:
         return fault(FaultClass.STORAGE_ERROR, storage)
     running = [n for n in nodes if n.facts.process_alive]
     if all(n.facts.process_alive is False for n in nodes):

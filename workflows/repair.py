@@ -112,6 +112,7 @@ class Repairs:
             workflow.now(),
             timedelta(seconds=rules.hung_grace_seconds),
             rules.maintenance,
+            self.memory.resumed_from,
         )
         while fault is not None:
             playbook = PLAYBOOKS[fault.fault]
@@ -323,7 +324,12 @@ class Repairs:
         seen: list[NodePosition] = await self._act(
             ClusterActivities.node_positions, PositionsInput(layout=layout, nodes=[node])
         )
-        why = must_keep_aside(seen[0].position)
+        position = seen[0].position
+        why = must_keep_aside(position)
+        if why is None and position.unreadable and not position.empty:
+            # The storage failed: starting would fail the same way. The next look at the node
+            # sees these errors and hands the fault to a human.
+            raise TaskFailed(f"{node} cannot start: {position.unreadable}")
         if why is None:
             return None
         where: str = await self._act(
@@ -476,6 +482,7 @@ class Repairs:
         paused = self.memory.manual
         assert paused is not None
         self.memory.manual = None
+        self.memory.resumed_from = paused.evidence
         self._forget_attempts(None)
         self._transition("cluster", "ManualIntervention", "automatic", request.reason)
         workflow.upsert_search_attributes([CLUSTER_STATE.value_set(self.memory.cluster_state)])

@@ -83,6 +83,10 @@ class NodePaths:
         return self.root / "error.log"
 
     @property
+    def recover_log(self) -> Path:
+        return self.root / "wsrep-recover.log"
+
+    @property
     def pid(self) -> Path:
         return self.root / "mariadbd.pid"
 

@@ -75,8 +75,9 @@ START_MARKER = "[Note] Starting MariaDB"  # "... source revision ... as process 
 
 
 def last_run_errors(error_log: Path, limit: int = 4) -> str | None:
-    """The distinct `[ERROR]` lines of the last run (its last `limit`), joined: evidence for a
-    human and for the diagnosis (the telling line, e.g. errno 28, often precedes the last)."""
+    """The first `limit` distinct `[ERROR]` lines of the last run, joined: evidence for a
+    human and for the diagnosis. The first ones tell the cause (e.g. errno 28 while creating
+    a file); the ones after it are its consequences ("Plugin 'InnoDB' ... failed", "Aborting")."""
     tail = _tail(error_log) or ""
     run = tail[max(tail.rfind(START_MARKER), 0) :]
     errors: list[str] = []
@@ -85,7 +86,7 @@ def last_run_errors(error_log: Path, limit: int = 4) -> str | None:
             text = line.split("[ERROR]", 1)[1].strip()[:200]
             if text not in errors:
                 errors.append(text)
-    return " | ".join(errors[-limit:]) or None
+    return " | ".join(errors[:limit]) or None
 
 
 def exit_kind_from_log(error_log: Path) -> tuple[ExitKind, str] | None:

@@ -248,7 +248,10 @@ class LocalRuntime:
         if pid is not None:
             return ProcessFacts(alive=True, pid=pid, stopped=suspended(pid))
         state = read_json(paths.agent_state) or {}
-        errors = last_run_errors(paths.error_log)
+        # The latest attempt to run it speaks: its last start, or a later recovery run.
+        logs = [log for log in (paths.error_log, paths.recover_log) if log.exists()]
+        latest = max(logs, key=lambda log: log.stat().st_mtime, default=paths.error_log)
+        errors = last_run_errors(latest)
         hint = f"; errors: {errors}" if errors else ""
         if state.get("running") is False and state.get("exit_kind"):
             return ProcessFacts(
@@ -281,16 +284,15 @@ class LocalRuntime:
                 "mariadbd",
                 f"--defaults-file={paths.config}",
                 "--wsrep-recover",
-                f"--log-error={paths.root / 'wsrep-recover.log'}",
+                f"--log-error={paths.recover_log}",
             ],
             capture_output=True,
             text=True,
             timeout=300,
         )
-        recover_log = paths.root / "wsrep-recover.log"
-        found = _RECOVERED.findall(recover_log.read_text(errors="replace"))
+        found = _RECOVERED.findall(paths.recover_log.read_text(errors="replace"))
         if result.returncode != 0 or not found:
-            errors = last_run_errors(recover_log, limit=3) or f"exit status {result.returncode}"
+            errors = last_run_errors(paths.recover_log) or f"exit status {result.returncode}"
             return position.model_copy(
                 update={"unreadable": f"--wsrep-recover found no position: {errors}"}
             )

@@ -71,3 +71,5 @@ def test_only_data_whose_position_cannot_be_read_is_kept_aside_before_a_start() 
     assert must_keep_aside(GaleraPosition(empty=True, unreadable="no data")) is None
     damaged = GaleraPosition(uuid="u", unreadable="--wsrep-recover found no position")
     assert must_keep_aside(damaged) == "--wsrep-recover found no position"
+    full = GaleraPosition(uuid="u", unreadable="InnoDB: ... Probably out of disk space")
+    assert must_keep_aside(full) is None  # a new copy would not fit either: a human's fault

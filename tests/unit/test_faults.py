@@ -136,3 +136,14 @@ def test_storage_errors_are_told_by_their_words(errors: str, storage: bool) -> N
     found = diagnose(nodes(GREEN, (NodeState.RED_UNCLEAN, facts), GREEN), True, NOW, GRACE)
     assert found is not None
     assert (found.fault is FaultClass.STORAGE_ERROR) is storage
+
+
+def test_storage_errors_an_operator_resumed_from_are_repaired_not_paused_again() -> None:
+    seen = nodes(GREEN, DISK_FULL, GREEN)
+    paused = diagnose(seen, True, NOW, GRACE)
+    assert paused is not None and paused.fault is FaultClass.STORAGE_ERROR
+    again = diagnose(seen, True, NOW, GRACE, resumed_from=paused.evidence)
+    assert again is not None and again.fault is FaultClass.NODE_CRASHED
+    worse = nodes(GREEN, DISK_FULL, DISK_FULL)  # a new node with the same words is news
+    news = diagnose(worse, True, NOW, GRACE, resumed_from=paused.evidence)
+    assert news is not None and news.fault is FaultClass.STORAGE_ERROR
