@@ -1,7 +1,7 @@
 """Inputs and results of the cluster activities: one model argument per activity."""
 
 from activities.runtime import ClusterLayout, ClusterRef, GaleraPosition, StopMode
-from api.base import ApiModel
+from api.base import ApiModel, Record
 from api.cluster import HealthSpec, MySQLClusterSpec, NodeFacts
 from api.states import NodeState
 
@@ -59,7 +59,7 @@ class RemoveNodeInput(ApiModel):
     delete_data: bool
 
 
-class NodePosition(ApiModel):
+class NodePosition(Record):
     node: str
     position: GaleraPosition
 
@@ -69,7 +69,7 @@ class PositionsInput(ApiModel):
     nodes: list[str]
 
 
-class NodeObservation(ApiModel):
+class NodeObservation(Record):
     name: str
     pid: int | None = None
     state: NodeState
@@ -77,7 +77,7 @@ class NodeObservation(ApiModel):
     facts: NodeFacts
 
 
-class Observation(ApiModel):
+class Observation(Record):
     nodes: list[NodeObservation]
     writer: str | None = None
     serving: bool = False  # the load balancer routes to at least one node

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from pydantic import Field
 
-from api.base import ApiModel
+from api.base import Record
 from api.cluster import MySQLClusterSpec
 from api.layout import ClusterLayout, ClusterRef, NodeLayout
 from api.states import ExitKind
@@ -37,7 +37,7 @@ class StopMode(StrEnum):
     KILL = "kill"  # SIGKILL: what a crash or the OOM killer does
 
 
-class ProcessFacts(ApiModel):
+class ProcessFacts(Record):
     """What the runtime knows about a node's mariadbd process without talking SQL to it."""
 
     alive: bool
@@ -48,7 +48,7 @@ class ProcessFacts(ApiModel):
     provisioned: bool = True
 
 
-class GaleraPosition(ApiModel):
+class GaleraPosition(Record):
     """A node's last committed position as read from its data directory."""
 
     uuid: str | None = None
@@ -59,7 +59,7 @@ class GaleraPosition(ApiModel):
     unreadable: str | None = None  # data there, position not recoverable: why (damaged?)
 
 
-class LoadBalancerView(ApiModel):
+class LoadBalancerView(Record):
     """Which servers the load balancer sees as up, and which one takes writes now."""
 
     writer: str | None = None

@@ -1,4 +1,5 @@
-"""Shared model configuration: camelCase on the wire (as Kubernetes), unknown fields refused."""
+"""Shared model configuration: camelCase on the wire (as Kubernetes). Input (resources,
+requests) refuses unknown fields; records we write ourselves ignore them."""
 
 import re
 from typing import Annotated
@@ -21,6 +22,14 @@ class ApiModel(BaseModel):
     def dump(self) -> dict[str, object]:
         """The wire form: camelCase keys, JSON-compatible values."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class Record(ApiModel):
+    """What the platform writes and reads back later (status, workflow memory, observations,
+    repair records, agent reports): a field a newer or older version no longer knows is
+    ignored, so recorded histories still replay and agents of another version still report."""
+
+    model_config = ConfigDict(extra="ignore")
 
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from api.base import ApiModel, DNS1123Label, Quantity, quantity_bytes
+from api.base import ApiModel, DNS1123Label, Quantity, Record, quantity_bytes
 from api.mysql_options import check_option, check_value
 from api.remediation import ManualIntervention, RemediationRecord, RemediationSpec
 from api.states import ClusterState, ExitKind, NodeState, Phase
@@ -95,7 +95,7 @@ class MySQLClusterSpec(ApiModel):
         return value
 
 
-class NodeFacts(ApiModel):
+class NodeFacts(Record):
     """What was last observed of one node, the evidence behind its state."""
 
     process_alive: bool | None = None
@@ -110,7 +110,7 @@ class NodeFacts(ApiModel):
     error: str | None = None
 
 
-class NodeStatus(ApiModel):
+class NodeStatus(Record):
     name: str
     host: str
     port: int
@@ -121,7 +121,7 @@ class NodeStatus(ApiModel):
     since: datetime | None = None
 
 
-class TaskInfo(ApiModel):
+class TaskInfo(Record):
     id: str
     kind: str
     requested_at: datetime
@@ -129,7 +129,7 @@ class TaskInfo(ApiModel):
     detail: str = ""
 
 
-class Transition(ApiModel):
+class Transition(Record):
     at: datetime
     subject: str  # "cluster" or a node name
     from_state: str
@@ -137,14 +137,14 @@ class Transition(ApiModel):
     reason: str
 
 
-class Endpoints(ApiModel):
+class Endpoints(Record):
     host: str
     writer_port: int
     reader_port: int
     stats_port: int | None = None
 
 
-class ClusterStatus(ApiModel):
+class ClusterStatus(Record):
     workflow_id: str
     phase: Phase
     state: ClusterState

@@ -1,10 +1,10 @@
 """Where a cluster's nodes and endpoints are: chosen by the runtime once, then carried by the
 workflow. Contains addresses only, never credentials."""
 
-from api.base import ApiModel
+from api.base import Record
 
 
-class ClusterRef(ApiModel):
+class ClusterRef(Record):
     namespace: str
     name: str
 
@@ -13,14 +13,14 @@ class ClusterRef(ApiModel):
         return f"{self.namespace}/{self.name}"
 
 
-class NodeLayout(ApiModel):
+class NodeLayout(Record):
     name: str
     ordinal: int
     host: str
     port: int
 
 
-class ClusterLayout(ApiModel):
+class ClusterLayout(Record):
     cluster: ClusterRef
     host: str
     writer_port: int

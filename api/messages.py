@@ -21,7 +21,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from api.base import ApiModel
+from api.base import ApiModel, Record
 from api.cluster import MySQLCluster, MySQLClusterSpec, NodeFacts, Transition
 from api.layout import ClusterLayout
 from api.remediation import ForceActionRequest, ManualIntervention, RemediationRecord
@@ -38,7 +38,7 @@ UPDATE_RESUME = "resume"
 UPDATE_FORCE_ACTION = "force_action"
 
 
-class NodeReport(ApiModel):
+class NodeReport(Record):
     """A passive report from a node agent: sent on a transition, never as a heartbeat stream."""
 
     node: str
@@ -61,13 +61,13 @@ class LifecycleRequest(ApiModel):
     reason: str = ""
 
 
-class CommandResult(ApiModel):
+class CommandResult(Record):
     accepted: bool
     task_id: str | None = None
     message: str = ""
 
 
-class NodeMemory(ApiModel):
+class NodeMemory(Record):
     """What the workflow remembers of one node across continue-as-new."""
 
     name: str
@@ -82,7 +82,7 @@ class NodeMemory(ApiModel):
     last_report_agent: datetime | None = None
 
 
-class QueuedTask(ApiModel):
+class QueuedTask(Record):
     id: str
     kind: str
     requested_at: datetime
@@ -92,7 +92,7 @@ class QueuedTask(ApiModel):
     forced: ForceActionRequest | None = None
 
 
-class ClusterMemory(ApiModel):
+class ClusterMemory(Record):
     """The state carried from one run of the cluster workflow to the next (continue-as-new)."""
 
     phase: str

@@ -5,7 +5,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from api.base import ApiModel
+from api.base import ApiModel, Record
 
 
 class FaultClass(StrEnum):
@@ -62,7 +62,7 @@ class RemediationSpec(ApiModel):
     )
 
 
-class ActionRecord(ApiModel):
+class ActionRecord(Record):
     action: Action
     node: str | None = None
     started_at: datetime
@@ -71,7 +71,7 @@ class ActionRecord(ApiModel):
     detail: str = ""
 
 
-class RemediationRecord(ApiModel):
+class RemediationRecord(Record):
     """One repair: what was seen, what was done, how it ended. Kept in the status."""
 
     id: str
@@ -85,7 +85,7 @@ class RemediationRecord(ApiModel):
     actions: list[ActionRecord] = Field(default_factory=list)
 
 
-class ManualIntervention(ApiModel):
+class ManualIntervention(Record):
     """Automation is paused for this cluster until an operator resumes it."""
 
     since: datetime

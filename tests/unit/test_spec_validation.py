@@ -9,7 +9,8 @@ import yaml
 from pydantic import ValidationError
 
 from api.base import quantity_bytes
-from api.cluster import MySQLCluster
+from api.cluster import MySQLCluster, MySQLClusterSpec
+from api.messages import ClusterMemory
 
 DEMO: dict[str, Any] = yaml.safe_load(
     (Path(__file__).parents[2] / "examples" / "demo-cluster.yaml").read_text()
@@ -88,3 +89,12 @@ def test_allowed_option_is_normalized() -> None:
 )
 def test_quantity_bytes(quantity: str, size: int) -> None:
     assert quantity_bytes(quantity) == size
+
+
+def test_records_from_another_version_still_read_but_resources_stay_strict() -> None:
+    memory = ClusterMemory.model_validate(
+        {"phase": "Running", "nodes": [{"name": "db-0", "ordinal": 0, "retired": 1}], "gone": 2}
+    )
+    assert memory.nodes[0].name == "db-0"  # fields this version does not know are ignored
+    with pytest.raises(ValidationError):
+        MySQLClusterSpec.model_validate({"replicas": 3, "replicaz": 3})
