@@ -45,6 +45,17 @@ spec:
 """
 TUNED = "  mysql:\n    config:\n      max_connections: 321\n"
 
+REPAIR_OFF = CLUSTER + TUNED  # remediation disabled, the same server options
+REPAIR_ON = CLUSTER.replace("enabled: false", "enabled: true") + TUNED
+
+
+async def apply_text(env: dict[str, str], tmp_path: Path, text: str, wait: bool = True) -> None:
+    resource = tmp_path / f"cluster-{abs(hash(text))}.yaml"
+    resource.write_text(text)
+    until_green = ("--wait", "--timeout", "180") if wait else ()
+    applied = await mysqlops(env, "apply", "-f", str(resource), *until_green)
+    assert applied.returncode == 0, applied.stderr
+
 
 status = functools.partial(cluster_status, name="it")
 until = functools.partial(until_status, name="it")
@@ -232,11 +243,7 @@ async def test_scale_up_and_down_one_node_at_a_time(
 async def test_remediation_brings_killed_nodes_back(
     cli_env: dict[str, str], credentials: dict[str, Any], tmp_path: Path
 ) -> None:
-    resource = tmp_path / "cluster.yaml"
-    resource.write_text(CLUSTER.replace("enabled: false", "enabled: true") + TUNED)
-    applied = await mysqlops(cli_env, "apply", "-f", str(resource), "--wait", "--timeout", "120")
-    assert applied.returncode == 0, applied.stderr
-
+    await apply_text(cli_env, tmp_path, REPAIR_ON)
     before = await status(cli_env)
     victim = next(n for n in before["nodes"] if n["name"] != before["writer"])
     killed_at = time.monotonic()
@@ -363,18 +370,6 @@ async def test_a_repair_survives_the_worker_dying_in_the_middle(
     assert healed["manualIntervention"] is None
     running = [n["pid"] for n in healed["nodes"] if n["name"] == victim["name"]]
     assert running and alive(running[0])  # started once, not twice: one live mariadbd
-
-
-REPAIR_OFF = CLUSTER + TUNED  # remediation disabled, the same server options
-REPAIR_ON = CLUSTER.replace("enabled: false", "enabled: true") + TUNED
-
-
-async def apply_text(env: dict[str, str], tmp_path: Path, text: str, wait: bool = True) -> None:
-    resource = tmp_path / f"cluster-{abs(hash(text))}.yaml"
-    resource.write_text(text)
-    until_green = ("--wait", "--timeout", "180") if wait else ()
-    applied = await mysqlops(env, "apply", "-f", str(resource), *until_green)
-    assert applied.returncode == 0, applied.stderr
 
 
 async def kill_while_repair_is_off(
