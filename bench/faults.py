@@ -205,27 +205,26 @@ def signal_node(pid: int, sig: signal.Signals) -> None:
     os.kill(pid, sig)
 
 
-def out_of_balancer(stats_socket: Path, victims: list[str]) -> bool:
-    """Whether HAProxy's writer backend routes to none of the victims (one `show stat`)."""
+def routed(stats_socket: Path) -> set[str] | None:
+    """The servers HAProxy's writer backend has up (one `show stat`); None when it does not
+    answer."""
     try:
-        up = {server.name for server in haproxy.servers(stats_socket, "writer") if server.up}
+        return {server.name for server in haproxy.servers(stats_socket, "writer") if server.up}
     except OSError:
-        return False
-    return not up & set(victims)
+        return None
+
+
+def out_of_balancer(stats_socket: Path, victims: list[str]) -> bool:
+    """Whether HAProxy's writer backend routes to none of the victims."""
+    up = routed(stats_socket)
+    return up is not None and not up & set(victims)
 
 
 async def wait_routed(stats_socket: Path, names: list[str], timeout: float = 30) -> None:
     """Until HAProxy's writer backend has every node up again (health checks must rise after
     a repair), so that the next fault's time out of the load balancer is measured from in."""
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            servers = await asyncio.to_thread(haproxy.servers, stats_socket, "writer")
-            up = {server.name for server in servers if server.up}
-        except OSError:
-            up = set()
-        if set(names) <= up:
-            return
+    while not set(names) <= (up := await asyncio.to_thread(routed, stats_socket) or set()):
         if time.monotonic() > deadline:
             raise TimeoutError(f"not all of {names} back in the load balancer: up {sorted(up)}")
         await asyncio.sleep(POLL_SECONDS)

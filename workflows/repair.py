@@ -99,6 +99,8 @@ class Repairs:
 
         def _refuse_when_ending(self) -> None: ...
 
+        def _node(self, name: str) -> NodeMemory | None: ...
+
     def _decide(self) -> None:
         """Diagnose the evidence; queue the playbook's repair, escalate, or pause for a human."""
         rules = self.spec.remediation
@@ -314,7 +316,8 @@ class Repairs:
         raise TaskFailed(f"no steps for {action.value}")
 
     def _is_down(self, node: str) -> bool:
-        return any(n.name == node and n.facts.process_alive is False for n in self.memory.nodes)
+        seen = self._node(node)
+        return seen is not None and seen.facts.process_alive is False
 
     async def _keep_unreadable_data(self, layout: ClusterLayout, node: str) -> str | None:
         """Before a stopped node starts: move its data directory aside when its committed
