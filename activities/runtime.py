@@ -4,8 +4,11 @@ The local runtime drives real processes on this machine; the Kubernetes runtime 
 StatefulSet. Workflows never see which one runs: they call activities, activities call a Runtime.
 """
 
+import contextlib
+from collections.abc import Iterable
 from enum import StrEnum
-from typing import Protocol
+from pathlib import Path
+from typing import IO, Protocol
 
 from pydantic import Field
 
@@ -122,4 +125,40 @@ class Runtime(Protocol):
 
     def retire_cluster(self, layout: ClusterLayout, delete_data: bool) -> None:
         """After every node stopped: release ports and, only if asked, remove the data."""
+        ...
+
+    # -- backups ---------------------------------------------------------------------------
+
+    def backup_root(self) -> Path:
+        """Where backups go when the cluster's spec names no place."""
+        ...
+
+    def backup_tool(self) -> tuple[str, str]:
+        """The backup tool of the flavour, and its version."""
+        ...
+
+    def backup_stream(
+        self, layout: ClusterLayout, node: str
+    ) -> contextlib.AbstractContextManager[IO[bytes]]:
+        """A hot backup of a running node as an xbstream; leaving the block raises if the
+        tool failed."""
+        ...
+
+    def free_bytes(self, layout: ClusterLayout, node: str) -> int:
+        """Free space where the node's data directory is."""
+        ...
+
+    def receive_backup(
+        self,
+        layout: ClusterLayout,
+        node: str,
+        name: str,
+        chunks: Iterable[bytes],
+    ) -> str:
+        """Unpack and prepare a stored backup into a staging directory beside the node's data
+        directory (the node keeps running); returns the staging directory."""
+        ...
+
+    def install_restored_data(self, layout: ClusterLayout, node: str, staging: str) -> None:
+        """Make a staging directory the stopped node's (empty) data directory; idempotent."""
         ...

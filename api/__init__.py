@@ -4,6 +4,7 @@ These models are the single source of truth: the CLI validates resources against
 workflows exchange them with the Temporal server, and the CRD schemas are generated from them.
 """
 
+from api.base import ObjectMeta
 from api.cluster import (
     API_VERSION,
     ClusterStatus,
@@ -12,7 +13,6 @@ from api.cluster import (
     MySQLClusterSpec,
     NodeFacts,
     NodeStatus,
-    ObjectMeta,
     TaskInfo,
     Transition,
 )

@@ -4,7 +4,7 @@ requests) refuses unknown fields; records we write ourselves ignore them."""
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 
@@ -78,3 +78,15 @@ def _quantity(value: str) -> str:
 
 
 Quantity = Annotated[str, AfterValidator(_quantity)]
+
+
+class ObjectMeta(ApiModel):
+    """The subset of Kubernetes object metadata mysqlops reads."""
+
+    model_config = ApiModel.model_config | {"extra": "ignore"}
+
+    name: DNS1123Label
+    namespace: DNS1123Label = "default"
+    generation: int | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)

@@ -5,7 +5,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from api.base import ApiModel, DNS1123Label, Quantity, Record, quantity_bytes
+from api.backup import BackupRecord, BackupSpec, RestoreRecord, RestoreSource
+from api.base import ApiModel, ObjectMeta, Quantity, Record, quantity_bytes
 from api.mysql_options import check_option, check_value
 from api.remediation import ManualIntervention, RemediationRecord, RemediationSpec
 from api.states import ClusterState, ExitKind, NodeState, Phase
@@ -13,18 +14,6 @@ from api.states import ClusterState, ExitKind, NodeState, Phase
 API_VERSION: Literal["mysqlops.io/v1alpha1"] = "mysqlops.io/v1alpha1"
 
 ConfigValue = str | int | float | bool
-
-
-class ObjectMeta(ApiModel):
-    """The subset of Kubernetes object metadata mysqlops reads."""
-
-    model_config = ApiModel.model_config | {"extra": "ignore"}
-
-    name: DNS1123Label
-    namespace: DNS1123Label = "default"
-    generation: int | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
 
 
 class MySQLSpec(ApiModel):
@@ -81,6 +70,10 @@ class MySQLClusterSpec(ApiModel):
     storage: StorageSpec = Field(default_factory=StorageSpec)
     health: HealthSpec = Field(default_factory=HealthSpec)
     remediation: RemediationSpec = Field(default_factory=RemediationSpec)
+    backup: BackupSpec = Field(default_factory=BackupSpec)
+    restore_from: RestoreSource | None = Field(
+        None, description="Create the cluster's data from a backup instead of empty"
+    )
     deletion_policy: Literal["Retain", "Delete"] = Field(
         "Retain", description="Retain keeps the data directories after delete"
     )
@@ -162,6 +155,8 @@ class ClusterStatus(Record):
     message: str = ""
     manual_intervention: ManualIntervention | None = None
     remediations: list[RemediationRecord] = Field(default_factory=list)
+    backups: list[BackupRecord] = Field(default_factory=list)
+    restores: list[RestoreRecord] = Field(default_factory=list)
 
 
 class MySQLCluster(ApiModel):

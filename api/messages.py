@@ -13,6 +13,9 @@ Workflow id: `mysqlcluster/<namespace>/<name>` (see `api.cluster.cluster_workflo
 | `delete`      | update | `LifecycleRequest`   | `CommandResult` |
 | `resume`      | update | `ResumeRequest`      | `CommandResult` |
 | `force_action`| update | `ForceActionRequest` | `CommandResult` |
+| `backup`      | update | `BackupRequest`      | `CommandResult` (`name`: the backup) |
+| `restore`     | update | `RestoreRequest`     | `CommandResult` |
+| `scheduled_backup` | signal | `BackupRequest` | - (from the cluster's backup Schedule) |
 
 No payload carries a secret: credentials are referenced by name and read inside activities.
 """
@@ -21,6 +24,7 @@ from datetime import datetime
 
 from pydantic import Field
 
+from api.backup import BackupRecord, BackupRequest, RestoreRecord, RestoreRequest
 from api.base import ApiModel, Record
 from api.cluster import MySQLCluster, MySQLClusterSpec, NodeFacts, Transition
 from api.layout import ClusterLayout
@@ -36,6 +40,9 @@ UPDATE_START = "start"
 UPDATE_DELETE = "delete"
 UPDATE_RESUME = "resume"
 UPDATE_FORCE_ACTION = "force_action"
+UPDATE_BACKUP = "backup"
+UPDATE_RESTORE = "restore"
+SIGNAL_SCHEDULED_BACKUP = "scheduled_backup"
 
 
 class NodeReport(Record):
@@ -65,6 +72,7 @@ class CommandResult(Record):
     accepted: bool
     task_id: str | None = None
     message: str = ""
+    name: str | None = None  # what the task makes, when it has a name (a backup)
 
 
 class NodeMemory(Record):
@@ -90,6 +98,8 @@ class QueuedTask(Record):
     reason: str = ""
     remediation: RemediationRecord | None = None
     forced: ForceActionRequest | None = None
+    backup: BackupRequest | None = None
+    restore: RestoreRequest | None = None
 
 
 class ClusterMemory(Record):
@@ -116,6 +126,8 @@ class ClusterMemory(Record):
     remediations: list[RemediationRecord] = Field(default_factory=list)
     attempts: dict[str, int] = Field(default_factory=dict)  # "<fault>/<node>": repairs so far
     retry_after: dict[str, datetime] = Field(default_factory=dict)  # same keys: backoff
+    backups: list[BackupRecord] = Field(default_factory=list)  # the latest, newest last
+    restores: list[RestoreRecord] = Field(default_factory=list)
 
 
 class ClusterWorkflowInput(ApiModel):

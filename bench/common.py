@@ -24,12 +24,12 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.cluster import ClusterActivities
 from activities.local.paths import ClusterPaths, NodePaths
 from activities.local.process import alive, cmdline, read_pid
 from activities.local.runtime import LocalRuntime
 from activities.runtime import StopMode
-from api.cluster import ClusterStatus, MySQLCluster, MySQLClusterSpec, ObjectMeta
+from api.base import ObjectMeta
+from api.cluster import ClusterStatus, MySQLCluster, MySQLClusterSpec
 from api.layout import ClusterLayout
 from api.messages import QUERY_STATUS, UPDATE_DELETE, ClusterWorkflowInput, LifecycleRequest
 from api.states import ClusterState
@@ -130,7 +130,7 @@ async def temporal_stack(home: Path) -> AsyncIterator[Client]:
     os.environ["TEMPORAL_ADDRESS"] = env.client.service_client.config.target_host
     executor = ThreadPoolExecutor(max_workers=64)
     try:
-        worker = build_worker(env.client, ClusterActivities(LocalRuntime(home)), executor)
+        worker = build_worker(env.client, LocalRuntime(home), executor)
         async with worker:
             try:
                 yield env.client

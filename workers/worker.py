@@ -12,9 +12,12 @@ import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.backup.activities import BackupActivities
 from activities.cluster import ClusterActivities
 from activities.local.runtime import LocalRuntime
+from activities.runtime import Runtime
 from workers import temporal
+from workflows.backup_trigger import BackupTriggerWorkflow
 from workflows.cluster import ClusterWorkflow
 
 log = structlog.get_logger()
@@ -22,14 +25,19 @@ log = structlog.get_logger()
 
 def build_worker(
     client: Client,
-    activities: ClusterActivities,
+    runtime: Runtime,
     executor: ThreadPoolExecutor,
     task_queue: str = temporal.TASK_QUEUE,
+    activities: ClusterActivities | None = None,
 ) -> Worker:
+    """A worker for cluster workflows and their activities (`activities` replaces the cluster
+    activities, e.g. with another prober, in tests)."""
+    activities = activities or ClusterActivities(runtime)
+    backups = BackupActivities(runtime, client, task_queue)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[ClusterWorkflow],
+        workflows=[ClusterWorkflow, BackupTriggerWorkflow],
         activities=[
             activities.cluster_layout,
             activities.ensure_secrets,
@@ -45,6 +53,14 @@ def build_worker(
             activities.bootstrap_primary,
             activities.retire_cluster,
             activities.watch_health,
+            backups.take_backup,
+            backups.resync_node,
+            backups.apply_retention,
+            backups.list_backups,
+            backups.find_backup,
+            backups.receive_backup,
+            backups.install_restored_data,
+            backups.sync_backup_schedule,
         ],
         activity_executor=executor,
         max_concurrent_activities=64,
@@ -58,7 +74,7 @@ async def serve() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     with ThreadPoolExecutor(max_workers=64) as executor:
-        worker = build_worker(client, ClusterActivities(LocalRuntime()), executor)
+        worker = build_worker(client, LocalRuntime(), executor)
         log.info("worker started", address=temporal.address(), task_queue=temporal.TASK_QUEUE)
         async with worker:
             await stop.wait()

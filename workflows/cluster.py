@@ -62,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         QueuedTask,
     )
     from api.states import ClusterState, NodeState, Phase
+    from workflows.backups import Backups
     from workflows.bootstrap import (
         BootstrapChoice,
         NoSafeBootstrap,
@@ -82,7 +83,7 @@ WATCH_RETRY = RetryPolicy(
 
 
 @workflow.defn(name="MySQLCluster")
-class ClusterWorkflow(Repairs):
+class ClusterWorkflow(Repairs, Backups):
     @workflow.init
     def __init__(self, request: ClusterWorkflowInput) -> None:
         self.meta = request.cluster.metadata
@@ -173,6 +174,8 @@ class ClusterWorkflow(Repairs):
             "delete": self._delete,
             "remediate": self._remediate,
             "force": self._force,
+            "backup": self._backup,
+            "restore": self._restore,
         }
 
     # -- tasks -----------------------------------------------------------------------------
@@ -182,18 +185,27 @@ class ClusterWorkflow(Repairs):
         self._set_phase(Phase.CREATING)
         layout = await self._layout(spec.replicas)
         await self._act(ClusterActivities.ensure_secrets, layout.cluster)
+        source = spec.restore_from
         for node in layout.nodes:
             await self._act(
                 ClusterActivities.provision_node,
                 ProvisionInput(
-                    layout=layout, node=node.name, spec=spec, bootstrap_candidate=node.ordinal == 0
+                    layout=layout,
+                    node=node.name,
+                    spec=spec,
+                    bootstrap_candidate=node.ordinal == 0 and source is None,
                 ),
             )
         self._track_nodes(layout)
         self.memory.applied_spec = spec
-        await self._start_cluster(layout)
+        if source is None:
+            await self._start_cluster(layout)
+        else:
+            await self._create_from_backup(task, layout, source)
         self.memory.created = True
         self._set_phase(Phase.RUNNING)
+        if spec.backup.schedule and workflow.patched("backup-schedule"):
+            await self._sync_schedule(spec.backup.schedule)
 
     async def _start_cluster(
         self, layout: ClusterLayout, bootstrap_from: str | None = None
@@ -257,6 +269,8 @@ class ClusterWorkflow(Repairs):
             await self._scale_down(new)
         if new.health != old.health:
             self._restart_watcher()
+        if new.backup.schedule != old.backup.schedule:
+            await self._sync_schedule(new.backup.schedule)
         self.memory.applied_spec = new
         self.memory.observed_generation = self.meta.generation
 
@@ -335,6 +349,8 @@ class ClusterWorkflow(Repairs):
         self._set_phase(Phase.DELETING)
         layout = self.memory.layout
         if layout is not None:
+            if workflow.patched("backup-schedule"):
+                await self._sync_schedule(None)  # the backups themselves are kept
             await self._stop_all_nodes()
             self._stop_watcher()
             await self._act(
@@ -564,15 +580,18 @@ class ClusterWorkflow(Repairs):
 
     # -- commands --------------------------------------------------------------------------
 
-    def _enqueue(self, kind: str, spec: MySQLClusterSpec | None, reason: str) -> CommandResult:
+    def _new_task(self, kind: str, reason: str) -> QueuedTask:
         self.memory.task_counter += 1
-        task = QueuedTask(
+        return QueuedTask(
             id=f"{kind}-{self.memory.task_counter}",
             kind=kind,
             requested_at=workflow.now(),
-            spec=spec,
             reason=reason,
         )
+
+    def _enqueue(self, kind: str, spec: MySQLClusterSpec | None, reason: str) -> CommandResult:
+        task = self._new_task(kind, reason)
+        task.spec = spec
         self.memory.queue.append(task)
         return CommandResult(accepted=True, task_id=task.id, message=f"queued as {task.id}")
 
@@ -683,6 +702,8 @@ class ClusterWorkflow(Repairs):
             message=self.memory.message,
             manual_intervention=self.memory.manual,
             remediations=list(self.memory.remediations),
+            backups=list(self.memory.backups),
+            restores=list(self.memory.restores),
         )
 
 

@@ -2,6 +2,7 @@
 ports on 127.0.0.1, HAProxy in front. Every operation is idempotent: repeating one after a
 retry, a worker crash or a replay finds the work done and does nothing more."""
 
+import contextlib
 import getpass
 import os
 import re
@@ -11,12 +12,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import pymysql
 
-from activities.local import haproxy, mycnf
+from activities.local import backup, haproxy, mycnf
 from activities.local.paths import ClusterPaths, NodePaths, state_home
 from activities.local.ports import SlotPorts, allocate, release
 from activities.local.process import (
@@ -351,6 +354,40 @@ class LocalRuntime:
         release(self.home / "ports.json", layout.cluster.key)
         if delete_data and paths.root.exists():
             shutil.rmtree(paths.root)
+
+    # -- backups ---------------------------------------------------------------------------
+
+    def backup_root(self) -> Path:
+        return self.home / "backups"
+
+    def backup_tool(self) -> tuple[str, str]:
+        return "mariabackup", backup.tool_version()
+
+    @contextlib.contextmanager
+    def backup_stream(self, layout: ClusterLayout, node: str) -> Iterator[IO[bytes]]:
+        paths = self._node_paths(layout, node)
+        if _mariadbd_pid(paths) is None:
+            raise RuntimeError(f"{node} is not running: a hot backup needs a running node")
+        with backup.backup_stream(paths) as stream:
+            yield stream
+
+    def free_bytes(self, layout: ClusterLayout, node: str) -> int:
+        return shutil.disk_usage(self._node_paths(layout, node).root).free
+
+    def receive_backup(
+        self,
+        layout: ClusterLayout,
+        node: str,
+        name: str,
+        chunks: Iterable[bytes],
+    ) -> str:
+        return str(backup.receive(self._node_paths(layout, node), name, chunks))
+
+    def install_restored_data(self, layout: ClusterLayout, node: str, staging: str) -> None:
+        paths = self._node_paths(layout, node)
+        if _mariadbd_pid(paths) is not None:
+            raise RuntimeError(f"{node} still runs; stop it before replacing its data")
+        backup.install(paths, Path(staging))
 
     # -- load balancer ---------------------------------------------------------------------
 

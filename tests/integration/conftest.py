@@ -18,7 +18,6 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.cluster import ClusterActivities
 from activities.local.runtime import LocalRuntime
 from activities.runtime import StopMode
 from workers.worker import build_worker
@@ -102,8 +101,7 @@ class WorkerControl:
         self.worker: Worker | None = None
 
     async def start(self) -> None:
-        activities = ClusterActivities(LocalRuntime(self.home))
-        self.worker = build_worker(self.env.client, activities, self.executor)
+        self.worker = build_worker(self.env.client, LocalRuntime(self.home), self.executor)
         await self.worker.__aenter__()
 
     async def stop(self) -> None:

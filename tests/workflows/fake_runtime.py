@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
+import tempfile
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
 
 from activities.probe import Target
 from activities.runtime import (
@@ -19,6 +25,9 @@ from activities.runtime import (
 )
 from api.cluster import MySQLClusterSpec, NodeFacts
 from api.states import ExitKind
+from tests.xbstream import xbstream_of
+
+FAKE_UUID = "6f1c2a52-0000-0000-0000-000000000001"
 
 
 @dataclass
@@ -46,6 +55,9 @@ class FakeRuntime:
     failing: set[str] = field(default_factory=set)  # nodes whose mariadbd exits at start
     hung: set[str] = field(default_factory=set)  # alive, never answering (SIGSTOP)
     non_primary: set[str] = field(default_factory=set)  # alive, outside any Primary component
+    desynced: set[str] = field(default_factory=set)  # wsrep_desync=ON
+    backup_fails: bool = False  # the backup tool fails midway
+    backups_home: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="fake-bk-")))
     _pids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
 
     def layout(self, cluster: ClusterRef, replicas: int) -> ClusterLayout:
@@ -124,7 +136,11 @@ class FakeRuntime:
         self.calls.append(("lb-stop",))
 
     def admin_sql(self, layout: ClusterLayout, node: str, statements: list[str]) -> None:
-        if any("pc.bootstrap=YES" in s for s in statements):
+        if any("wsrep_desync" in s for s in statements):
+            on = any("wsrep_desync=ON" in s for s in statements)
+            (self.desynced.add if on else self.desynced.discard)(node)
+            self.calls.append(("desync" if on else "resync", node))
+        elif any("pc.bootstrap=YES" in s for s in statements):
             self.calls.append(("pc.bootstrap", node))
             self.non_primary.clear()  # the others in its component follow it
         else:
@@ -148,6 +164,42 @@ class FakeRuntime:
 
     def retire_cluster(self, layout: ClusterLayout, delete_data: bool) -> None:
         self.calls.append(("retire", delete_data))
+
+    def backup_root(self) -> Path:
+        return self.backups_home
+
+    def backup_tool(self) -> tuple[str, str]:
+        return "mariabackup", "10.11-fake"
+
+    @contextlib.contextmanager
+    def backup_stream(self, layout: ClusterLayout, node: str) -> Iterator[IO[bytes]]:
+        self.calls.append(("backup", node))
+        if self.backup_fails:
+            raise RuntimeError("mariabackup failed (exit 1): fake failure")
+        seqno = self.nodes[node].seqno
+        yield io.BytesIO(
+            xbstream_of(
+                {
+                    "ibdata1": b"x" * 100_000,
+                    "xtrabackup_galera_info": f"{FAKE_UUID}:{seqno} 0\n".encode(),
+                }
+            )
+        )
+
+    def free_bytes(self, layout: ClusterLayout, node: str) -> int:
+        return 10 << 30
+
+    def receive_backup(
+        self, layout: ClusterLayout, node: str, name: str, chunks: Iterable[bytes]
+    ) -> str:
+        received = sum(len(chunk) for chunk in chunks)
+        self.calls.append(("receive", node, name, received))
+        return f"/staging/{name}"
+
+    def install_restored_data(self, layout: ClusterLayout, node: str, staging: str) -> None:
+        self.calls.append(("install", node, staging))
+        self.nodes[node].has_data = True
+        self.nodes[node].safe_to_bootstrap = True
 
     def probe(self, target: Target, timeout: float) -> NodeFacts:
         node = next(n for n in self.nodes.values() if n.port == target.port)

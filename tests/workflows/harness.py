@@ -78,6 +78,8 @@ async def running_harness(env: WorkflowEnvironment) -> AsyncIterator[Harness]:
     queue = f"test-{uuid.uuid4().hex[:8]}"
     activities = ClusterActivities(runtime, prober=runtime.probe)
     with ThreadPoolExecutor(max_workers=64) as executor:
-        async with build_worker(env.client, activities, executor, task_queue=queue):
+        async with build_worker(
+            env.client, runtime, executor, task_queue=queue, activities=activities
+        ):
             yield Harness(env.client, runtime, queue)
         runtime.gate.set()

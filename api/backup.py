@@ -1,0 +1,267 @@
+"""Backups and restores: the cluster's backup settings, the `MySQLBackup` and `MySQLRestore`
+resources, the requests the cluster workflow takes, and what it records.
+
+A backup is one object in a storage backend plus a manifest (JSON) beside it; the manifest is
+written last, so a backup without one never completed and is never offered for a restore.
+"""
+
+import re
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, field_validator
+
+from api.base import ApiModel, DNS1123Label, ObjectMeta, Record
+
+# -- schedules -----------------------------------------------------------------------------
+
+_CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+# minute, hour, day of month, month, day of week: the ranges each field accepts
+_CRON_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day", 1, 31),
+    ("month", 1, 12),
+    ("weekday", 0, 7),
+)
+_CRON_ITEM = re.compile(r"^(\*|(\d+)(?:-(\d+))?)(?:/(\d+))?$")
+
+
+def _cron(value: str) -> str:
+    """A five-field cron expression (as Temporal Schedules take it), or a macro like @daily."""
+    text = value.strip()
+    if text in _CRON_MACROS or text.startswith("@every "):
+        return text
+    fields = text.split()
+    if len(fields) != len(_CRON_FIELDS):
+        raise ValueError(
+            f"{value!r} is not a cron expression: five fields (minute hour day month weekday), "
+            "e.g. '0 3 * * *' for 03:00 every day, or a macro such as '@daily'"
+        )
+    for field, (name, low, high) in zip(fields, _CRON_FIELDS, strict=True):
+        for item in field.split(","):
+            match = _CRON_ITEM.match(item)
+            if not match:
+                raise ValueError(f"cron {name} field {field!r}: cannot read {item!r}")
+            numbers = [int(n) for n in match.group(2, 3) if n is not None]
+            if any(not low <= n <= high for n in numbers):
+                raise ValueError(f"cron {name} field {field!r}: values go from {low} to {high}")
+            if match.group(4) is not None and int(match.group(4)) == 0:
+                raise ValueError(f"cron {name} field {field!r}: a step cannot be 0")
+    return text
+
+
+CronExpression = Annotated[str, AfterValidator(_cron)]
+
+_DURATION = re.compile(r"^(\d+)(m|h|d)$")
+_DURATION_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
+
+
+def duration(value: str) -> timedelta:
+    """'30m', '12h', '7d' as a timedelta."""
+    match = _DURATION.match(value)
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"{value!r} is not a duration: a positive number and m, h or d, e.g. '7d'")
+    return int(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def _duration(value: str) -> str:
+    duration(value)
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+
+
+class RetentionSpec(ApiModel):
+    """Applied after each successful backup. The newest good backup is always kept."""
+
+    keep_last: int | None = Field(7, ge=1, le=10_000, description="Keep at most this many")
+    max_age: Duration | None = Field(None, description="Delete backups older than this ('7d')")
+
+
+class FilesystemStorage(ApiModel):
+    path: str | None = Field(
+        None,
+        description="A directory (in Kubernetes, where the backup PVC is mounted); by default "
+        "the local runtime's state directory, backups/",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"must be an absolute path, got {value!r}")
+        return value
+
+
+class BackupStorageSpec(ApiModel):
+    filesystem: FilesystemStorage = Field(default_factory=FilesystemStorage)
+
+
+class BackupSpec(ApiModel):
+    schedule: CronExpression | None = Field(
+        None, description="When to take backups (cron, UTC); none: only on demand"
+    )
+    retention: RetentionSpec = Field(default_factory=RetentionSpec)
+    storage: BackupStorageSpec = Field(default_factory=BackupStorageSpec)
+
+
+class RestoreSource(ApiModel):
+    """`spec.restoreFrom`: create the cluster from a backup of a cluster (this or another one)
+    in this cluster's backup storage."""
+
+    cluster: DNS1123Label
+    backup: DNS1123Label | None = Field(None, description="A backup name; none: the latest")
+
+
+# -- requests and records ------------------------------------------------------------------
+
+
+class BackupPhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class BackupTrigger(StrEnum):
+    MANUAL = "manual"
+    SCHEDULE = "schedule"
+
+
+class BackupRequest(ApiModel):
+    name: DNS1123Label | None = Field(None, description="None: <cluster>-<UTC timestamp>")
+    trigger: BackupTrigger = BackupTrigger.MANUAL
+    reason: str = ""
+
+
+class RestoreRequest(ApiModel):
+    backup: DNS1123Label | None = Field(None, description="None: the latest good backup")
+    reason: str = ""
+
+
+class StorageRef(Record):
+    """Where a cluster's backups are: a reference, never a credential."""
+
+    kind: Literal["filesystem"] = "filesystem"
+    path: str | None = None  # None: the runtime's default place
+    namespace: str
+    cluster: str
+
+
+class BackupManifest(Record):
+    """Written beside the stored object once it is complete: what a restore relies on."""
+
+    name: str
+    backup_id: str = ""
+    namespace: str
+    cluster: str
+    node: str
+    trigger: BackupTrigger = BackupTrigger.MANUAL
+    tool: str = "mariabackup"
+    tool_version: str = ""
+    format: str = "xbstream+zstd"
+    galera_uuid: str | None = None
+    galera_seqno: int | None = None
+    gtid: str | None = None
+    started_at: datetime
+    finished_at: datetime
+    stored_bytes: int  # the compressed object
+    streamed_bytes: int  # the xbstream before compression
+    sha256: str
+    object: str  # the object's key in the storage
+    location: str = ""  # for the filesystem backend, the path of the object
+
+    @property
+    def position(self) -> str:
+        return f"{self.galera_uuid}:{self.galera_seqno}" if self.galera_uuid else "-"
+
+
+class BackupRecord(Record):
+    """One backup as the cluster workflow tracks it (status, `mysqlops backup --wait`)."""
+
+    name: str
+    backup_id: str = ""  # unique per request; the manifest carries it
+    task_id: str
+    trigger: BackupTrigger
+    phase: BackupPhase = BackupPhase.PENDING
+    requested_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    node: str | None = None
+    progress_bytes: int | None = None  # streamed so far (from the activity's heartbeat)
+    size_bytes: int | None = None
+    streamed_bytes: int | None = None
+    position: str | None = None
+    gtid: str | None = None
+    location: str | None = None
+    sha256: str | None = None
+    deleted_by_retention: list[str] = Field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class RestoreRecord(Record):
+    task_id: str
+    backup: str | None  # as requested; the resolved name once verified
+    phase: BackupPhase = BackupPhase.PENDING
+    requested_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    node: str | None = None  # the node restored and bootstrapped; the others join by SST
+    position: str | None = None
+    set_aside: dict[str, str] = Field(default_factory=dict)  # node: where its old data is
+    error: str | None = None
+    rollback: str | None = None  # how to go back to the data before the restore
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+# -- resources -----------------------------------------------------------------------------
+
+
+class MySQLBackupSpec(ApiModel):
+    cluster: DNS1123Label = Field(description="The MySQLCluster (same namespace) to back up")
+
+
+class MySQLRestoreSpec(ApiModel):
+    cluster: DNS1123Label = Field(description="The MySQLCluster (same namespace) to restore")
+    backup: DNS1123Label | None = Field(None, description="A backup name; none: the latest")
+
+
+class MySQLBackup(ApiModel):
+    """A manual backup: applying one asks the cluster's workflow to take it (queued like any
+    task); its status is the workflow's record of it."""
+
+    api_version: Literal["mysqlops.io/v1alpha1"] = "mysqlops.io/v1alpha1"
+    kind: Literal["MySQLBackup"] = "MySQLBackup"
+    metadata: ObjectMeta
+    spec: MySQLBackupSpec
+    status: BackupRecord | None = None
+
+
+class MySQLRestore(ApiModel):
+    """An in-place restore of a backup into its cluster."""
+
+    api_version: Literal["mysqlops.io/v1alpha1"] = "mysqlops.io/v1alpha1"
+    kind: Literal["MySQLRestore"] = "MySQLRestore"
+    metadata: ObjectMeta
+    spec: MySQLRestoreSpec
+    status: RestoreRecord | None = None
+
+
+class BackupTriggerInput(ApiModel):
+    """The input of the short workflow a cluster's backup Schedule starts."""
+
+    cluster_workflow_id: str
