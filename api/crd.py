@@ -6,6 +6,9 @@ instead of a null type. This module turns the models' JSON Schema into that form
 
 from typing import Any
 
+from pydantic import BaseModel
+
+from api.backup import MySQLBackup, MySQLRestore
 from api.cluster import API_VERSION, MySQLCluster
 
 GROUP, VERSION = API_VERSION.split("/")
@@ -54,8 +57,8 @@ def _structural(node: Any, definitions: dict[str, Any]) -> Any:
     return out
 
 
-def openapi_schema() -> dict[str, Any]:
-    schema = MySQLCluster.model_json_schema(by_alias=True, mode="validation")
+def openapi_schema(model: type[BaseModel] = MySQLCluster) -> dict[str, Any]:
+    schema = model.model_json_schema(by_alias=True, mode="validation")
     structural: dict[str, Any] = _structural(schema, schema.get("$defs", {}))
     properties = structural["properties"]
     # Kubernetes owns metadata; the API server validates it.
@@ -63,21 +66,23 @@ def openapi_schema() -> dict[str, Any]:
     return structural
 
 
-def mysqlcluster_crd() -> dict[str, Any]:
-    """The `MySQLCluster` CRD, with the status subresource and the columns kubectl shows."""
+def _crd(
+    model: type[BaseModel], plural: str, short: list[str], columns: list[dict[str, str]]
+) -> dict[str, Any]:
+    kind = model.__name__
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"mysqlclusters.{GROUP}"},
+        "metadata": {"name": f"{plural}.{GROUP}"},
         "spec": {
             "group": GROUP,
             "scope": "Namespaced",
             "names": {
-                "kind": "MySQLCluster",
-                "listKind": "MySQLClusterList",
-                "plural": "mysqlclusters",
-                "singular": "mysqlcluster",
-                "shortNames": ["mysql"],
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": short,
             },
             "versions": [
                 {
@@ -85,14 +90,59 @@ def mysqlcluster_crd() -> dict[str, Any]:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": [
-                        {"name": "State", "type": "string", "jsonPath": ".status.state"},
-                        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-                        {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
-                        {"name": "Writer", "type": "string", "jsonPath": ".status.writer"},
-                    ],
-                    "schema": {"openAPIV3Schema": openapi_schema()},
+                    "additionalPrinterColumns": columns,
+                    "schema": {"openAPIV3Schema": openapi_schema(model)},
                 }
             ],
         },
     }
+
+
+def _column(name: str, path: str, kind: str = "string") -> dict[str, str]:
+    return {"name": name, "type": kind, "jsonPath": path}
+
+
+def mysqlcluster_crd() -> dict[str, Any]:
+    """The `MySQLCluster` CRD, with the status subresource and the columns kubectl shows."""
+    return _crd(
+        MySQLCluster,
+        "mysqlclusters",
+        ["mysql"],
+        [
+            _column("State", ".status.state"),
+            _column("Phase", ".status.phase"),
+            _column("Ready", ".status.readyReplicas", "integer"),
+            _column("Writer", ".status.writer"),
+        ],
+    )
+
+
+def mysqlbackup_crd() -> dict[str, Any]:
+    return _crd(
+        MySQLBackup,
+        "mysqlbackups",
+        ["mysqlbackup"],
+        [
+            _column("Cluster", ".spec.cluster"),
+            _column("Phase", ".status.phase"),
+            _column("Size", ".status.sizeBytes", "integer"),
+            _column("Position", ".status.position"),
+        ],
+    )
+
+
+def mysqlrestore_crd() -> dict[str, Any]:
+    return _crd(
+        MySQLRestore,
+        "mysqlrestores",
+        ["mysqlrestore"],
+        [
+            _column("Cluster", ".spec.cluster"),
+            _column("Backup", ".status.backup"),
+            _column("Phase", ".status.phase"),
+        ],
+    )
+
+
+def crds() -> list[dict[str, Any]]:
+    return [mysqlcluster_crd(), mysqlbackup_crd(), mysqlrestore_crd()]

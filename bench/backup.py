@@ -59,6 +59,7 @@ from temporalio.client import Client, WorkflowHandle
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from activities.backup.activities import ZSTD
 from activities.local.paths import ClusterPaths, NodePaths
 from activities.local.runtime import LocalRuntime
 from activities.users import APP_SECRET
@@ -95,8 +96,6 @@ TASK_TIMEOUT = 3600.0  # seconds for one backup or restore to finish
 WRITE_PAUSE = 0.01  # seconds between two writes of the latency writer
 RECONNECT_PAUSE = 0.2
 ROOT = getpass.getuser()  # mariadb-install-db gives the OS user socket authentication
-# As activities/local/backup.py compresses the stream.
-COMPRESS = ["zstd", "-q", "-3", "-T1"]
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -275,7 +274,7 @@ def backup_by_hand(node: NodePaths, work: Path) -> Artifact:
             f"--socket={node.socket}",
             f"--user={ROOT}",
         ],
-        COMPRESS,
+        ZSTD,
         work / "mariabackup.log",
         sink=backup,
     )
@@ -297,7 +296,7 @@ def dump_by_hand(node: NodePaths, work: Path) -> Artifact:
             "--databases",
             DATABASE,
         ],
-        COMPRESS,
+        ZSTD,
         work / "mariadb-dump.log",
         sink=dump,
     )

@@ -9,14 +9,24 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 import yaml
+from temporalio.client import Client
 from temporalio.exceptions import TemporalError
 from temporalio.service import RPCError
 
-from api.cluster import ClusterStatus
-from api.crd import mysqlcluster_crd
+from api.backup import (
+    BackupManifest,
+    BackupPhase,
+    BackupRecord,
+    MySQLBackup,
+    RestoreRecord,
+)
+from api.cluster import ClusterStatus, MySQLCluster
+from api.crd import crds
 from api.messages import (
     UPDATE_DELETE,
     UPDATE_FORCE_ACTION,
@@ -27,6 +37,13 @@ from api.messages import (
 )
 from api.remediation import ForceActionRequest, ForcedAction, Outcome, ResumeRequest
 from workers import stack, temporal
+from workers.backup_control import (
+    follow_backup,
+    follow_restore,
+    start_backup,
+    start_restore,
+    stored_backups,
+)
 from workers.control import (
     UsageError,
     apply,
@@ -85,28 +102,14 @@ def print_status(current: ClusterStatus) -> None:
 
 async def _run(args: argparse.Namespace) -> int:
     if args.command == "crd":
-        print(yaml.safe_dump(mysqlcluster_crd(), sort_keys=False), end="")
+        print(yaml.safe_dump_all(crds(), sort_keys=False), end="")
         return 0
     if args.command == "up":
         return await stack.up(Path(args.file), timeout=args.timeout)
     if args.command == "down":
         return await stack.down()
     if args.command == "apply":
-        clusters = load_resources(Path(args.file))  # validate everything before any change
-        client = await temporal.connect()
-        for cluster in clusters:
-            print(await apply(client, cluster))
-        if args.wait:
-            for cluster in clusters:
-                await wait_for(
-                    client,
-                    cluster.metadata.namespace,
-                    cluster.metadata.name,
-                    is_green,
-                    args.timeout,
-                    "Green",
-                )
-        return 0
+        return await _apply(args)
     if args.command in ("resume", "force-action") and not args.reason.strip():
         raise UsageError(f"{args.command} needs --reason: it is kept in the record and history")
     client = await temporal.connect()
@@ -163,6 +166,8 @@ async def _run(args: argparse.Namespace) -> int:
             )
         print(f"{record.id}: {record.outcome.value}")
         return 0 if record.outcome is Outcome.SUCCEEDED else 1
+    if args.command in ("backup", "backups", "restore"):
+        return await _backup_command(client, args)
     if args.command == "delete":
         handle = await running_handle(client, ns, name)
         result = await command(
@@ -174,6 +179,96 @@ async def _run(args: argparse.Namespace) -> int:
             print(f"mysqlcluster {name} deleted")
         return 0
     raise UsageError(f"unknown command {args.command}")
+
+
+async def _backup_command(client: Client, args: argparse.Namespace) -> int:
+    ns, name = args.namespace, args.name
+    if args.command == "backups":
+        stored = await stored_backups(client, ns, name)
+        if args.json:
+            print(json.dumps([_manifest_json(m) for m in stored], indent=2))
+        else:
+            _print_backups(stored)
+        return 0
+    if args.command == "backup":
+        backup = await start_backup(client, ns, name, args.backup, args.reason or "mysqlops backup")
+        if not args.wait:
+            print(json.dumps({"name": backup}) if args.json else f"backup {backup} queued")
+            return 0
+        taken = await follow_backup(client, ns, name, backup, args.timeout, _show_progress)
+        _print_record(taken, args.json)
+        return 0 if taken.phase is BackupPhase.SUCCEEDED else 1
+    wanted = None if args.backup == "latest" else args.backup
+    task_id = await start_restore(client, ns, name, wanted, args.reason or "mysqlops restore")
+    if not args.wait:
+        print(json.dumps({"taskId": task_id}) if args.json else f"restore queued as {task_id}")
+        return 0
+    restored, _ = await follow_restore(client, ns, name, task_id, args.timeout)
+    _print_record(restored, args.json)
+    return 0 if restored.phase is BackupPhase.SUCCEEDED else 1
+
+
+async def _apply(args: argparse.Namespace) -> int:
+    resources = load_resources(Path(args.file))  # validate everything before any change
+    client = await temporal.connect()
+    waits: list[Callable[[], Awaitable[object]]] = []
+    for resource in resources:
+        ns, name = resource.metadata.namespace, resource.metadata.name
+        if isinstance(resource, MySQLCluster):
+            print(await apply(client, resource))
+            waits.append(partial(wait_for, client, ns, name, is_green, args.timeout, "Green"))
+        elif isinstance(resource, MySQLBackup):
+            cluster = resource.spec.cluster
+            await start_backup(client, ns, cluster, name, f"MySQLBackup {name} applied")
+            print(f"mysqlbackup {name} queued on mysqlcluster {cluster}")
+            waits.append(
+                partial(follow_backup, client, ns, cluster, name, args.timeout, _show_progress)
+            )
+        else:
+            cluster, backup = resource.spec.cluster, resource.spec.backup
+            task_id = await start_restore(
+                client, ns, cluster, backup, f"MySQLRestore {name} applied"
+            )
+            print(f"mysqlrestore {name} queued on mysqlcluster {cluster} as {task_id}")
+            waits.append(partial(follow_restore, client, ns, cluster, task_id, args.timeout))
+    if args.wait:
+        for wait in waits:
+            await wait()
+    return 0
+
+
+def _show_progress(record: BackupRecord) -> None:
+    done = f"{record.progress_bytes / 2**20:.0f} MiB streamed" if record.progress_bytes else ""
+    print(f"backup {record.name}: {record.phase.value} {done}".rstrip(), file=sys.stderr)
+
+
+def _print_record(record: BackupRecord | RestoreRecord, as_json: bool) -> None:
+    data = record.model_dump(mode="json", by_alias=True)
+    data["durationSeconds"] = record.duration_seconds
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    for key, value in data.items():
+        if value not in (None, [], {}):
+            print(f"{key:<20} {value}")
+
+
+def _manifest_json(manifest: BackupManifest) -> dict[str, object]:
+    data = manifest.model_dump(mode="json", by_alias=True)
+    data["position"] = manifest.position
+    return data
+
+
+def _print_backups(stored: list[BackupManifest]) -> None:
+    if not stored:
+        print("no backups")
+        return
+    print(f"{'NAME':<28} {'FINISHED (UTC)':<20} {'SIZE':>10}  {'POSITION':<44} PATH")
+    for m in stored:
+        print(
+            f"{m.name:<28} {m.finished_at:%Y-%m-%d %H:%M:%S} {m.stored_bytes / 2**20:>8.1f}Mi  "
+            f"{m.position:<44} {m.location}"
+        )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -216,6 +311,20 @@ def parser() -> argparse.ArgumentParser:
     )
     force.add_argument("--wait", action="store_true", help="until it ended; exit 1 unless done")
     force.add_argument("--timeout", type=float, default=600)
+    backup = named("backup", "take a hot backup now (queued behind running tasks)")
+    backup.add_argument("--backup", help="its name (default: <cluster>-<UTC time>)")
+    backup.add_argument("--reason", default="")
+    backup.add_argument("--wait", action="store_true", help="until it ended; exit 1 unless done")
+    backup.add_argument("--json", action="store_true")
+    backup.add_argument("--timeout", type=float, default=6 * 3600)
+    backups = named("backups", "list the stored backups of a cluster")
+    backups.add_argument("--json", action="store_true")
+    restore = named("restore", "restore a backup into the cluster, in place")
+    restore.add_argument("--backup", required=True, help="a backup name, or 'latest'")
+    restore.add_argument("--reason", default="")
+    restore.add_argument("--wait", action="store_true", help="until Green again; exit 1 unless")
+    restore.add_argument("--json", action="store_true")
+    restore.add_argument("--timeout", type=float, default=6 * 3600)
     up = sub.add_parser("up", help="start the local stack and the demo cluster")
     up.add_argument("-f", "--file", default="examples/demo-cluster.yaml")
     up.add_argument("--timeout", type=float, default=300)

@@ -18,6 +18,7 @@ from temporalio.service import RPCError
 
 from activities.local.runtime import LocalRuntime
 from activities.users import APP_SECRET, APP_USER
+from api.backup import MySQLBackup, MySQLRestore
 from api.cluster import ClusterStatus, MySQLCluster, MySQLClusterSpec, cluster_workflow_id
 from api.layout import ClusterRef
 from api.messages import (
@@ -40,8 +41,16 @@ class UsageError(Exception):
     """Bad input: reported with exit status 2, nothing changed."""
 
 
-def load_resources(path: Path) -> list[MySQLCluster]:
-    """Every MySQLCluster in a YAML file, validated; UsageError naming the field otherwise."""
+Resource = MySQLCluster | MySQLBackup | MySQLRestore
+KINDS: dict[str, type[Resource]] = {
+    "MySQLCluster": MySQLCluster,
+    "MySQLBackup": MySQLBackup,
+    "MySQLRestore": MySQLRestore,
+}
+
+
+def load_resources(path: Path) -> list[Resource]:
+    """Every resource in a YAML file, validated; UsageError naming the field otherwise."""
     try:
         documents = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
     except OSError as error:
@@ -52,24 +61,24 @@ def load_resources(path: Path) -> list[MySQLCluster]:
         raise UsageError(f"{path} is not valid YAML: {error}") from None
     if not documents:
         raise UsageError(f"{path} holds no resource")
-    clusters = []
+    resources: list[Resource] = []
     for document in documents:
         if not isinstance(document, dict):
             raise UsageError(f"{path}: a resource must be a mapping")
         kind = document.get("kind")
-        if kind != "MySQLCluster":
-            raise UsageError(f"{path}: kind {kind!r} is not supported here (MySQLCluster)")
+        if kind not in KINDS:
+            raise UsageError(f"{path}: kind {kind!r} is not supported here ({', '.join(KINDS)})")
         if document.get("status") is not None:
             raise UsageError(f"{path}: status is written by mysqlops, not applied")
         try:
-            clusters.append(MySQLCluster.model_validate(document))
+            resources.append(KINDS[kind].model_validate(document))
         except ValidationError as error:
-            raise UsageError(_explain(path, error)) from None
-    return clusters
+            raise UsageError(_explain(path, kind, error)) from None
+    return resources
 
 
-def _explain(path: Path, error: ValidationError) -> str:
-    lines = [f"{path}: invalid MySQLCluster:"]
+def _explain(path: Path, kind: str, error: ValidationError) -> str:
+    lines = [f"{path}: invalid {kind}:"]
     for problem in error.errors():
         field = ".".join(str(part) for part in problem["loc"])
         message = problem["msg"].removeprefix("Value error, ")

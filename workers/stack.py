@@ -21,6 +21,7 @@ from activities.local.paths import state_home
 from activities.local.process import alive, running_pid
 from activities.local.runtime import LocalRuntime
 from activities.runtime import StopMode
+from api.cluster import MySQLCluster
 from api.messages import UPDATE_START, UPDATE_STOP, LifecycleRequest
 from workers import control, temporal
 
@@ -123,7 +124,7 @@ async def _client(timeout: float) -> Client:
 
 async def up(resource_file: Path, timeout: float) -> int:
     home = state_home()
-    clusters = control.load_resources(resource_file)
+    clusters = [r for r in control.load_resources(resource_file) if isinstance(r, MySQLCluster)]
     ensure_temporal(home)
     ensure_worker(home)
     client = await _client(30)
