@@ -12,16 +12,22 @@ MANAGED: frozenset[str] = frozenset(
         "binlog_format",
         "datadir",
         "default_storage_engine",
+        "gtid_domain_id",  # with the four below: one GTID stream per cluster (backups)
         "innodb_autoinc_lock_mode",
         "innodb_buffer_pool_size",  # spec.mysql.innodbBufferPoolSize
         "innodb_flush_log_at_trx_commit",  # 1: acknowledged commits survive crashes
+        "log_bin",
         "log_error",
+        "log_slave_updates",
         "pid_file",
         "port",
+        "server_id",
         "socket",
         "user",
         "wsrep_cluster_address",
         "wsrep_cluster_name",
+        "wsrep_gtid_domain_id",
+        "wsrep_gtid_mode",
         "wsrep_node_address",
         "wsrep_node_name",
         "wsrep_on",
@@ -35,6 +41,7 @@ MANAGED: frozenset[str] = frozenset(
 
 TUNABLE: frozenset[str] = frozenset(
     {
+        "binlog_expire_logs_seconds",
         "character_set_server",
         "collation_server",
         "connect_timeout",
@@ -48,6 +55,7 @@ TUNABLE: frozenset[str] = frozenset(
         "lock_wait_timeout",
         "long_query_time",
         "max_allowed_packet",
+        "max_binlog_size",
         "max_connect_errors",
         "max_connections",
         "max_heap_table_size",

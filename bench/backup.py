@@ -10,7 +10,8 @@ one, with no failed write.
 By hand, on a cluster of plain `mariadbd` processes (bench/by_hand.py), one node loaded with
 `sysbench oltp_read_write prepare` (--rand-seed 1, so both clusters get the same rows):
 
-  backup    `mariabackup --backup --stream=xbstream --galera-info | zstd` of the last node into
+  backup    `mariabackup --backup --stream=xbstream --galera-info | zstd -q -3 -T1` (the flags
+            of the orchestrated path, `activities.backup.pipeline.ZSTD`) of the last node into
             a file.
   dump      `mariadb-dump --single-transaction --databases sbtest | zstd` of the same node.
   restore   `zstd -dc | mbstream -x` into a staging directory, `mariabackup --prepare`, every
@@ -24,10 +25,11 @@ By hand, on a cluster of plain `mariadbd` processes (bench/by_hand.py), one node
 Through the workflow, on a new cluster (default spec) loaded the same way: the `backup` update
 (b1), timed from its return until the record is Succeeded and the cluster Green and idle. Then a
 writer through HAProxy's writer endpoint (user app) alternates single-row autocommit INSERTs and
-UPDATEs, WRITE_PAUSE apart: `--window` seconds without a backup, then during a second backup
-(b2). Then the writer stops and the `restore` update of b1, timed from its return until the
-record is Succeeded and the cluster Green and idle. After each restore and the reload, the rows
-are counted; after the orchestrated restore the writer's database (made after b1) must be gone.
+UPDATEs, WRITE_PAUSE apart (one that fails, or takes over 5 s, counts as an error):
+`--window` seconds without a backup, then during a second backup (b2). Then the writer stops,
+and the `restore` update of b1 is timed from its return until the record is Succeeded and the
+cluster Green and idle. After each restore and the reload, the rows are counted; after the
+orchestrated restore the writer's database (made after b1) must be gone.
 
 Run from the repository root:
   .venv/bin/python bench/backup.py [--tables 8] [--rows 1100000] [--window 20] [--by-hand-only]
@@ -59,7 +61,7 @@ from temporalio.client import Client, WorkflowHandle
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from activities.backup.activities import ZSTD
+from activities.backup.pipeline import ZSTD
 from activities.local.paths import ClusterPaths, NodePaths
 from activities.local.runtime import LocalRuntime
 from activities.users import APP_SECRET
@@ -80,7 +82,7 @@ from bench.common import (
     temporal_stack,
     wait_green,
 )
-from bench.faults import app_connection
+from bench.faults import app_connection, seconds
 from workers.control import command
 
 BACKUP_RATIO = 1.15
@@ -126,7 +128,7 @@ def pipe(producer: list[str], consumer: list[str], log: Path, sink: Path | None 
         try:
             second = subprocess.Popen(consumer, stdin=first.stdout, stdout=out, stderr=err)
             assert first.stdout is not None
-            first.stdout.close()  # the consumer's end only: the producer sees it exit
+            first.stdout.close()  # only the consumer reads it now: the producer sees it exit
             codes = second.wait(), first.wait()
         finally:
             for process in (first, second):
@@ -180,6 +182,7 @@ def settle(sockets: list[Path]) -> None:
 
 
 def check_rows(where: str, conn: pymysql.Connection[Any], tables: int, rows: int) -> list[str]:
+    """Count the rows over `conn` (closed after) and print them; a problem if any is missing."""
     try:
         found = count_rows(conn, tables)
     finally:
@@ -224,7 +227,7 @@ def load_dataset(node: NodePaths, tables: int, rows: int, log: Path) -> Dataset:
         ],
         log,
     )
-    seconds = time.monotonic() - started
+    took = time.monotonic() - started
     names = ", ".join(f"{DATABASE}.sbtest{n}" for n in range(1, tables + 1))
     (size,) = execute(
         node.socket,
@@ -235,7 +238,7 @@ def load_dataset(node: NodePaths, tables: int, rows: int, log: Path) -> Dataset:
         ],
     )
     disk = sum(f.stat().st_size for f in (node.data / DATABASE).iterdir() if f.is_file())
-    return Dataset(int(size[0]), disk, seconds)
+    return Dataset(int(size[0]), disk, took)
 
 
 # -- by hand ----------------------------------------------------------------------------------
@@ -278,9 +281,9 @@ def backup_by_hand(node: NodePaths, work: Path) -> Artifact:
         work / "mariabackup.log",
         sink=backup,
     )
-    seconds = time.monotonic() - started
+    took = time.monotonic() - started
     shutil.rmtree(scratch)
-    return Artifact(seconds, backup.stat().st_size)
+    return Artifact(took, backup.stat().st_size)
 
 
 def dump_by_hand(node: NodePaths, work: Path) -> Artifact:
@@ -336,10 +339,10 @@ def restore_by_hand(cluster: ManualCluster, backup: Path, work: Path) -> float:
     cluster.start(cluster.names[0], new_cluster=True)
     for node in cluster.names[1:]:
         cluster.start(node)
-    seconds = time.monotonic() - started
+    took = time.monotonic() - started
     for node in cluster.names:
         shutil.rmtree(cluster.paths(node).root / "data.aside")
-    return seconds
+    return took
 
 
 def reload_by_hand(cluster: ManualCluster, dump: Path, work: Path) -> float:
@@ -384,6 +387,10 @@ def by_hand(tables: int, rows: int, work: Path) -> ByHand:
 # -- the latency writer -----------------------------------------------------------------------
 
 
+def milliseconds(value: float) -> str:
+    return f"{value * 1000:.1f}"
+
+
 @dataclass(frozen=True)
 class Latency:
     writes: int
@@ -391,6 +398,12 @@ class Latency:
     p50: float  # seconds; NaN without a write
     p99: float
     max: float
+
+    def __str__(self) -> str:
+        return (
+            f"{self.writes} writes, {self.errors} errors, p50 {milliseconds(self.p50)} ms, "
+            f"p99 {milliseconds(self.p99)} ms, max {milliseconds(self.max)} ms"
+        )
 
 
 def percentile(ordered: list[float], fraction: float) -> float:
@@ -575,8 +588,8 @@ async def orchestrated(
         await asyncio.to_thread(settle, [n.socket for n in nodes])
         started, ended, backup = await orchestrated_backup(client, handle, "b1")
         print(
-            f"orchestrated: backup {ended - started:.1f} s ({backup.size_bytes} bytes, "
-            f"node {backup.node}, activity {backup.duration_seconds} s)",
+            f"orchestrated: backup {ended - started:.1f} s, "
+            f"{(backup.size_bytes or 0) / 1e6:.0f} MB (node {backup.node})",
             flush=True,
         )
 
@@ -588,7 +601,7 @@ async def orchestrated(
         def connect() -> pymysql.Connection[Any]:
             return app_connection(host, port, password, read_timeout=900)
 
-        writer = LatencyWriter(connect)
+        writer = LatencyWriter(lambda: app_connection(host, port, password))
         writer.start()
         if not await asyncio.to_thread(writer.ready.wait, 60):
             raise RuntimeError("the latency writer acknowledged no write within 60 s")
@@ -598,7 +611,7 @@ async def orchestrated(
         during_start, during_end, _ = await orchestrated_backup(client, handle, "b2")
         during = writer.latency(during_start, during_end)
         await asyncio.to_thread(writer.stop)
-        print(f"orchestrated: writes without a backup {quiet}, during one {during}", flush=True)
+        print(f"orchestrated: without a backup {quiet}; during one {during}", flush=True)
 
         restore, restored = await orchestrated_restore(client, handle, "b1")
         print(f"orchestrated: restore {restore:.1f} s (node {restored.node})", flush=True)
@@ -631,10 +644,6 @@ async def orchestrated(
 
 def verdict(ratio: float, target: float) -> str:
     return "PASS" if ratio <= target else "FAIL"
-
-
-def milliseconds(value: float) -> str:
-    return f"{value * 1000:.1f}"
 
 
 def report(manual: ByHand, auto: Orchestrated | None) -> bool:
@@ -698,6 +707,13 @@ def report(manual: ByHand, auto: Orchestrated | None) -> bool:
         "  (restore: prepare until 3 nodes Synced; for the dump, its reload into the emptied "
         "3-node cluster until every node applied it)"
     )
+    if auto is not None:
+        taken, restored = auto.backup_record, auto.restore_record
+        print(
+            f"  orchestrated records: b1 taken on {taken.node} in "
+            f"{seconds(taken.duration_seconds)} s, {(taken.streamed_bytes or 0) / 1e6:.0f} MB "
+            f"streamed; restored onto {restored.node} in {seconds(restored.duration_seconds)} s"
+        )
     for problem in problems:
         print(f"problem: {problem}")
     passed &= not problems

@@ -6,13 +6,9 @@ for the user, before anything is stopped.
 """
 
 import contextlib
-import contextvars
 import hashlib
-import subprocess
-import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
-from typing import IO
+from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 from temporalio.client import (
@@ -38,6 +34,7 @@ from activities.backup.messages import (
     ScheduleInput,
     TakeBackupInput,
 )
+from activities.backup.pipeline import BLOCK, compress, heartbeating
 from activities.backup.retention import expired
 from activities.backup.storage import (
     OBJECT_SUFFIX,
@@ -46,16 +43,13 @@ from activities.backup.storage import (
     StorageError,
     storage_for,
 )
-from activities.backup.xbstream import XbstreamScanner
 from activities.messages import NodeInput
 from activities.runtime import Runtime
 from api.backup import BackupManifest, BackupTriggerInput, StorageRef
 
-BLOCK = 1 << 20
-GALERA_INFO = "xtrabackup_galera_info"
-BINLOG_INFO = "xtrabackup_binlog_info"
-ZSTD = ["zstd", "-q", "-3", "-T1"]  # bench/backup.py runs the same pipeline by hand
 TRIGGER_WORKFLOW = "MySQLBackupTrigger"
+# Runs missed while the stack was down: one is still taken within this window, not a burst.
+CATCHUP = timedelta(hours=1)
 
 
 def schedule_id(namespace: str, cluster: str) -> str:
@@ -79,6 +73,7 @@ class BackupActivities:
         and sizes on the way, bytes done in heartbeats), resync it whatever happened."""
         storage = self._storage(request.storage)
         with _user_errors():
+            storage.check_writable()
             try:
                 existing = storage.manifest(request.name)
             except BackupNotFound:
@@ -91,7 +86,6 @@ class BackupActivities:
                     type="BackupInvalid",
                     non_retryable=True,
                 )
-            storage.check_writable()
         tool, version = self.runtime.backup_tool()
         key = request.name + OBJECT_SUFFIX
         started = datetime.now(UTC)
@@ -102,12 +96,10 @@ class BackupActivities:
                 storage.open_write(key) as out,
                 self.runtime.backup_stream(request.layout, request.node) as stream,
             ):
-                copied = _compress(stream, out)
+                copied = compress(stream, out)
         finally:
             self._desync(request, False)
-        galera = (copied.scanner.text(GALERA_INFO) or "").split()
-        uuid, _, seqno = galera[0].partition(":") if galera else ("", "", "")
-        binlog = (copied.scanner.text(BINLOG_INFO) or "").split()
+        uuid, seqno = copied.galera_position()
         manifest = BackupManifest(
             name=request.name,
             backup_id=request.backup_id,
@@ -117,9 +109,9 @@ class BackupActivities:
             trigger=request.trigger,
             tool=tool,
             tool_version=version,
-            galera_uuid=uuid or None,
-            galera_seqno=int(seqno) if seqno else None,
-            gtid=binlog[2] if len(binlog) >= 3 else None,
+            galera_uuid=uuid,
+            galera_seqno=seqno,
+            gtid=copied.gtid(),
             started_at=started,
             finished_at=datetime.now(UTC),
             stored_bytes=copied.stored,
@@ -180,7 +172,7 @@ class BackupActivities:
                     f"its manifest says {manifest.stored_bytes}"
                 )
             digest = hashlib.sha256()
-            with _heartbeating(lambda: f"verifying {manifest.name}"):
+            with heartbeating(lambda: f"verifying {manifest.name}"):
                 for _ in _read(storage, manifest.object, digest.update):
                     pass  # hashing is all
             if digest.hexdigest() != manifest.sha256:
@@ -209,7 +201,7 @@ class BackupActivities:
             if digest.hexdigest() != manifest.sha256:
                 raise StorageError(f"backup {manifest.name} changed while it was read")
 
-        with _user_errors(), _heartbeating(lambda: f"unpacking and preparing {manifest.name}"):
+        with _user_errors(), heartbeating(lambda: f"unpacking and preparing {manifest.name}"):
             return self.runtime.receive_backup(
                 request.layout, request.node, manifest.name, verified()
             )
@@ -240,7 +232,7 @@ class BackupActivities:
                 task_queue=self.task_queue,
             ),
             spec=ScheduleSpec(cron_expressions=[request.cron]),
-            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=CATCHUP),
             state=ScheduleState(
                 note=f"backups of {request.cluster.key}, each run handed to "
                 f"{request.cluster_workflow_id}"
@@ -259,90 +251,12 @@ class BackupActivities:
             return f"schedule {ident} updated: {request.cron}"
 
 
-class _Copied:
-    def __init__(self) -> None:
-        self.scanner = XbstreamScanner({GALERA_INFO, BINLOG_INFO})
-        self.streamed = 0
-        self.stored = 0
-        self.sha256 = ""
-
-
-def _compress(stream: IO[bytes], out: IO[bytes]) -> _Copied:
-    """xbstream -> zstd -> storage. A thread feeds zstd (scanning the stream as it goes); this
-    one hashes and stores zstd's output; heartbeats carry the bytes done."""
-    copied = _Copied()
-    digest = hashlib.sha256()
-    zstd = subprocess.Popen(ZSTD, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert zstd.stdin is not None and zstd.stdout is not None
-    failure: list[BaseException] = []
-
-    def feed() -> None:
-        assert zstd.stdin is not None
-        try:
-            while block := stream.read(BLOCK):
-                copied.scanner.feed(block)
-                copied.streamed += len(block)
-                zstd.stdin.write(block)
-        except BaseException as error:  # handed to the main thread
-            failure.append(error)
-            zstd.kill()
-        finally:
-            if zstd.stdin and not zstd.stdin.closed:
-                with contextlib.suppress(BrokenPipeError):
-                    zstd.stdin.close()
-
-    feeder = threading.Thread(target=feed, name="backup-feed", daemon=True)
-    feeder.start()
-    progress = _heartbeating(lambda: {"streamed": copied.streamed, "stored": copied.stored})
-    try:
-        with progress:
-            while block := zstd.stdout.read(BLOCK):
-                digest.update(block)
-                try:
-                    out.write(block)
-                except OSError as error:
-                    raise StorageError(f"writing the backup failed: {error}") from None
-                copied.stored += len(block)
-    except BaseException:
-        zstd.kill()
-        raise
-    finally:
-        feeder.join()
-        zstd.wait()
-    if failure:
-        raise failure[0]
-    if zstd.returncode != 0:
-        raise RuntimeError(f"zstd failed with exit status {zstd.returncode}")
-    copied.sha256 = digest.hexdigest()
-    return copied
-
-
 def _read(storage: BackupStorage, key: str, hashed: Callable[[bytes], None]) -> Iterator[bytes]:
     """The stored object block by block, hashed on the way."""
     with storage.open_read(key) as stream:
         while block := stream.read(BLOCK):
             hashed(block)
             yield block
-
-
-@contextlib.contextmanager
-def _heartbeating(details: Callable[[], object], every: float = 5.0) -> Iterator[None]:
-    """Heartbeat from a thread of its own while the block runs: a tool may go quiet for a
-    while (mariabackup waiting for its locks, a long prepare) without the worker being dead."""
-    stop = threading.Event()
-    context = contextvars.copy_context()  # the activity's context, for activity.heartbeat
-
-    def beat() -> None:
-        while not stop.wait(every):
-            activity.heartbeat(details())
-
-    thread = threading.Thread(target=context.run, args=(beat,), name="heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 @contextlib.contextmanager

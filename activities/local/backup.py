@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
+from activities.backup.pipeline import BACKGROUND
 from activities.local.paths import NodePaths
 
 STAGING_PREFIX = "data.restore-"
@@ -37,6 +38,7 @@ def backup_stream(paths: NodePaths) -> Iterator[IO[bytes]]:
     with open(log, "wb") as errors:
         process = subprocess.Popen(
             [
+                *BACKGROUND,
                 "mariabackup",
                 f"--defaults-file={paths.config}",
                 "--backup",
@@ -73,10 +75,13 @@ def receive(paths: NodePaths, name: str, chunks: Iterable[bytes]) -> Path:
     log = paths.root / "restore.log"
     with open(log, "wb") as errors:
         unzip = subprocess.Popen(
-            ["zstd", "-dc", "-q"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors
+            [*BACKGROUND, "zstd", "-dc", "-q"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
         )
         unpack = subprocess.Popen(
-            ["mbstream", "-x", "-C", str(staging)], stdin=unzip.stdout, stderr=errors
+            [*BACKGROUND, "mbstream", "-x", "-C", str(staging)], stdin=unzip.stdout, stderr=errors
         )
     assert unzip.stdin is not None and unzip.stdout is not None
     unzip.stdout.close()  # mbstream holds it now
@@ -96,7 +101,13 @@ def receive(paths: NodePaths, name: str, chunks: Iterable[bytes]) -> Path:
         raise RuntimeError(f"unpacking the backup failed: {_errors(log)}")
     with open(log, "ab") as errors:
         prepared = subprocess.run(
-            ["mariabackup", "--prepare", f"--target-dir={staging}", "--use-memory=128M"],
+            [
+                *BACKGROUND,
+                "mariabackup",
+                "--prepare",
+                f"--target-dir={staging}",
+                "--use-memory=128M",
+            ],
             stdout=errors,
             stderr=errors,
             stdin=subprocess.DEVNULL,

@@ -37,6 +37,7 @@ class NodeConfig:
     socket: str
     pid_file: str
     error_log: str
+    ordinal: int = 0
     run_as_root: bool = os.geteuid() == 0
 
 
@@ -80,6 +81,17 @@ def render(node: NodeConfig, spec: MySQLClusterSpec) -> str:
         "wsrep_sst_method": SST_METHOD,
         "wsrep_sst_receive_address": f"{node.host}:{node.sst_port}",
         "wsrep_provider_options": f'"{provider_options}"',
+        # A binary log with one GTID stream for the whole cluster: every backup records the
+        # GTID of its point (for point-in-time recovery and asynchronous replicas). Replicated
+        # writes carry the cluster's domain and server id; a node's local writes its own domain.
+        "log_bin": "mariadb-bin",
+        "log_slave_updates": "ON",
+        "wsrep_gtid_mode": "ON",
+        "wsrep_gtid_domain_id": 1,
+        "server_id": 1,
+        "gtid_domain_id": 100 + node.ordinal,
+        "max_binlog_size": 64 * 1024**2,
+        "binlog_expire_logs_seconds": 7 * 24 * 3600,
     }
     if node.run_as_root:
         managed["user"] = "root"

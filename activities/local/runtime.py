@@ -132,6 +132,7 @@ class LocalRuntime:
         config = mycnf.NodeConfig(
             cluster_name=f"{layout.cluster.namespace}.{layout.cluster.name}",
             node_name=node,
+            ordinal=ordinal,
             host=HOST,
             port=ports.mysql(ordinal),
             galera_port=ports.galera(ordinal),

@@ -57,6 +57,7 @@ class FakeRuntime:
     non_primary: set[str] = field(default_factory=set)  # alive, outside any Primary component
     desynced: set[str] = field(default_factory=set)  # wsrep_desync=ON
     backup_fails: bool = False  # the backup tool fails midway
+    free: int = 10 << 30  # bytes free beside every node's data
     backups_home: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="fake-bk-")))
     _pids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
 
@@ -187,7 +188,7 @@ class FakeRuntime:
         )
 
     def free_bytes(self, layout: ClusterLayout, node: str) -> int:
-        return 10 << 30
+        return self.free
 
     def receive_backup(
         self, layout: ClusterLayout, node: str, name: str, chunks: Iterable[bytes]

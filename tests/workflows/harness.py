@@ -1,6 +1,7 @@
 """The workflow test harness: a worker with the scripted runtime, and status helpers."""
 
 import asyncio
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -83,3 +84,4 @@ async def running_harness(env: WorkflowEnvironment) -> AsyncIterator[Harness]:
         ):
             yield Harness(env.client, runtime, queue)
         runtime.gate.set()
+    shutil.rmtree(runtime.backups_home, ignore_errors=True)
