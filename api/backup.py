@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, computed_field, field_validator
 
 from api.base import ApiModel, DNS1123Label, ObjectMeta, Record
 
@@ -201,6 +201,7 @@ class BackupRecord(Record):
     deleted_by_retention: list[str] = Field(default_factory=list)
     error: str | None = None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def duration_seconds(self) -> float | None:
         if self.started_at is None or self.finished_at is None:
@@ -221,6 +222,7 @@ class RestoreRecord(Record):
     error: str | None = None
     rollback: str | None = None  # how to go back to the data before the restore
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def duration_seconds(self) -> float | None:
         if self.started_at is None or self.finished_at is None:

@@ -1,9 +1,10 @@
 """Record workflow histories for the replay tests (tests/test_replay.py).
 
-Run after a change that is meant to be compatible, never to paper over an incompatible one:
-    .venv/bin/python scripts/record_histories.py
-Each scenario drives the cluster workflow on a scripted runtime against a dev server and
-writes its full history to tests/histories/<scenario>.json.
+Run for a new scenario, never to paper over an incompatible change:
+    .venv/bin/python scripts/record_histories.py [SCENARIO ...]
+records the named scenarios (by default those without a recorded history yet). Each drives the
+cluster workflow on a scripted runtime against a dev server and writes its full history to
+tests/histories/<scenario>.json. Histories recorded by older versions stay: they are the point.
 """
 
 import asyncio
@@ -17,11 +18,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from temporalio.client import WorkflowHandle
 
-from api.cluster import NodeFacts
+from api.backup import BackupRequest, BackupTrigger, RestoreRequest
+from api.cluster import MySQLClusterSpec, NodeFacts
 from api.messages import (
     SIGNAL_NODE_REPORT,
+    SIGNAL_SCHEDULED_BACKUP,
     UPDATE_APPLY_SPEC,
+    UPDATE_BACKUP,
     UPDATE_DELETE,
+    UPDATE_RESTORE,
     UPDATE_START,
     UPDATE_STOP,
     ApplySpecRequest,
@@ -76,13 +81,48 @@ async def lifecycle(h: Harness) -> Handle:
     return handle
 
 
-SCENARIOS: dict[str, Callable[[Harness], Awaitable[Handle]]] = {"lifecycle": lifecycle}
+async def backups(h: Harness) -> Handle:
+    """A schedule set, a manual backup, a scheduled run, a failed backup, a restore, delete."""
+    handle = await h.start()
+    await until(handle, green_and_idle)
+    scheduled = MySQLClusterSpec.model_validate(
+        {
+            **spec_with(3).model_dump(by_alias=True),
+            "backup": {"schedule": "0 3 * * *", "retention": {"keepLast": 1}},
+        }
+    )
+    await handle.execute_update(UPDATE_APPLY_SPEC, ApplySpecRequest(spec=scheduled))
+    await until(handle, green_and_idle)
+    await handle.execute_update(UPDATE_BACKUP, BackupRequest(name="manual"))
+    await until(handle, lambda s: green_and_idle(s) and len(s.backups) == 1)
+    await handle.signal(SIGNAL_SCHEDULED_BACKUP, BackupRequest(trigger=BackupTrigger.SCHEDULE))
+    await until(handle, lambda s: green_and_idle(s) and len(s.backups) == 2)
+    h.runtime.backup_fails = True
+    await handle.execute_update(UPDATE_BACKUP, BackupRequest(name="fails"))
+    await until(handle, lambda s: green_and_idle(s) and len(s.backups) == 3)
+    h.runtime.backup_fails = False
+    await handle.execute_update(UPDATE_RESTORE, RestoreRequest())
+    await until(handle, lambda s: green_and_idle(s) and len(s.restores) == 1)
+    await handle.execute_update(UPDATE_DELETE, LifecycleRequest(reason="record"))
+    await handle.result()
+    return handle
 
 
-async def main() -> None:
+SCENARIOS: dict[str, Callable[[Harness], Awaitable[Handle]]] = {
+    "lifecycle": lifecycle,
+    "backups": backups,
+}
+
+
+async def main(names: list[str]) -> None:
+    unknown = set(names) - set(SCENARIOS)
+    if unknown:
+        raise SystemExit(f"unknown scenarios {sorted(unknown)}; known: {sorted(SCENARIOS)}")
+    wanted = names or [n for n in SCENARIOS if not (OUT / f"{n}.json").exists()]
     env = await start_temporal()
     try:
-        for name, scenario in SCENARIOS.items():
+        for name in wanted:
+            scenario = SCENARIOS[name]
             async for harness in running_harness(env):
                 handle = await scenario(harness)
                 history = await handle.fetch_history()
@@ -94,5 +134,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:]))
     os._exit(0)  # skip interpreter teardown, which can crash in the Temporal core's threads

@@ -88,14 +88,14 @@ async def follow_backup(
     deadline = time.monotonic() + timeout
     reported = 0.0
     while True:
-        current = await status(client, namespace, name)
+        current = await with_progress(
+            client, namespace, name, await status(client, namespace, name)
+        )
         record = next((r for r in current.backups if r.name == backup), None)
         if record is None:
             raise RuntimeError(f"backup {backup} is no longer in the cluster's status")
         if record.phase in ENDED:
             return record
-        if record.phase is BackupPhase.RUNNING:
-            record.progress_bytes = await _streamed(client, namespace, name)
         if time.monotonic() - reported > 5:
             progress(record)
             reported = time.monotonic()
@@ -122,6 +122,16 @@ async def follow_restore(
         if time.monotonic() > deadline:
             raise TimeoutError(f"restore {task_id} not done within {timeout:.0f} s")
         await asyncio.sleep(0.5)
+
+
+async def with_progress(
+    client: Client, namespace: str, name: str, current: ClusterStatus
+) -> ClusterStatus:
+    """The status with the running backup's bytes streamed so far filled in."""
+    for record in current.backups:
+        if record.phase is BackupPhase.RUNNING:
+            record.progress_bytes = await _streamed(client, namespace, name)
+    return current
 
 
 async def _streamed(client: Client, namespace: str, name: str) -> int | None:

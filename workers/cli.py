@@ -43,6 +43,7 @@ from workers.backup_control import (
     start_backup,
     start_restore,
     stored_backups,
+    with_progress,
 )
 from workers.control import (
     UsageError,
@@ -96,6 +97,20 @@ def print_status(current: ClusterStatus) -> None:
             f"repair   {record.id} {record.fault.value} {','.join(record.nodes)} "
             f"attempt {record.attempt}: {record.outcome.value}"
         )
+    for taken in current.backups[-3:]:
+        size = f"{taken.size_bytes / 2**20:.1f} MiB" if taken.size_bytes else ""
+        done = f"{taken.progress_bytes / 2**20:.0f} MiB streamed" if taken.progress_bytes else ""
+        print(
+            f"backup   {taken.name} {taken.phase.value} {taken.node or ''} {size or done} "
+            f"{taken.error or ''}".rstrip()
+        )
+    for restored in current.restores[-1:]:
+        print(
+            f"restore  {restored.task_id} of {restored.backup or 'latest'}: "
+            f"{restored.phase.value} {restored.error or ''}".rstrip()
+        )
+        if restored.phase is BackupPhase.FAILED and restored.rollback:
+            print(f"  {restored.rollback}")
     if current.message:
         print(f"message  {current.message}")
 
@@ -115,7 +130,7 @@ async def _run(args: argparse.Namespace) -> int:
     client = await temporal.connect()
     ns, name = args.namespace, args.name
     if args.command == "status":
-        current = await status(client, ns, name)
+        current = await with_progress(client, ns, name, await status(client, ns, name))
         if args.json:
             print(json.dumps(current.model_dump(mode="json", by_alias=True), indent=2))
         else:
@@ -244,7 +259,6 @@ def _show_progress(record: BackupRecord) -> None:
 
 def _print_record(record: BackupRecord | RestoreRecord, as_json: bool) -> None:
     data = record.model_dump(mode="json", by_alias=True)
-    data["durationSeconds"] = record.duration_seconds
     if as_json:
         print(json.dumps(data, indent=2))
         return
