@@ -18,6 +18,15 @@ metadata:
 spec:
   replicas: 3
 """
+BACKUP = """\
+apiVersion: mysqlops.io/v1alpha1
+kind: MySQLBackup
+metadata:
+  name: nightly
+spec:
+  cluster: demo
+"""
+RESTORE = BACKUP.replace("MySQLBackup", "MySQLRestore") + "  backup: nightly\n"
 
 
 def run_apply(tmp_path: Path, path: Path) -> subprocess.CompletedProcess[str]:
@@ -45,8 +54,28 @@ def run_apply(tmp_path: Path, path: Path) -> subprocess.CompletedProcess[str]:
         (None, "cannot read"),  # missing file
         (GOOD.replace("kind: MySQLCluster", "kind: Deployment"), "kind 'Deployment'"),
         (GOOD + "status:\n  phase: Running\n", "status is written by mysqlops"),
+        (GOOD + "  backup:\n    schedule: every night\n", "spec.backup.schedule"),
+        (GOOD + "  backup:\n    retention:\n      maxAge: 1w\n", "spec.backup.retention.maxAge"),
+        (BACKUP.replace("cluster: demo", "clustr: demo"), "spec.clustr"),
+        (BACKUP.replace("name: nightly", "name: Nightly_1"), "metadata.name"),
+        (RESTORE.replace("backup: nightly", "backup: ../etc"), "spec.backup"),
     ],
-    ids=["unknown", "even", "name", "size", "managed", "yaml", "missing", "kind", "status"],
+    ids=[
+        "unknown",
+        "even",
+        "name",
+        "size",
+        "managed",
+        "yaml",
+        "missing",
+        "kind",
+        "status",
+        "cron",
+        "max-age",
+        "backup-field",
+        "backup-name",
+        "restore-name",
+    ],
 )
 def test_apply_refuses(tmp_path: Path, text: str | None, names: str) -> None:
     path = tmp_path / "cluster.yaml"
@@ -105,3 +134,13 @@ def test_force_action_without_a_known_action_node_or_reason_is_refused(
     )
     assert result.returncode == 2, result
     assert result.stderr.strip()
+
+
+def test_backup_and_restore_resources_load_beside_clusters(tmp_path: Path) -> None:
+    path = tmp_path / "all.yaml"
+    path.write_text(GOOD + "---\n" + BACKUP + "---\n" + RESTORE)
+    assert [type(r).__name__ for r in load_resources(path)] == [
+        "MySQLCluster",
+        "MySQLBackup",
+        "MySQLRestore",
+    ]

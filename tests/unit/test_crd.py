@@ -3,7 +3,12 @@
 from collections.abc import Iterator
 from typing import Any
 
-from api.crd import mysqlcluster_crd, openapi_schema
+import pytest
+from pydantic import BaseModel
+
+from api.backup import MySQLBackup, MySQLRestore
+from api.cluster import MySQLCluster
+from api.crd import crds, mysqlcluster_crd, openapi_schema
 
 UNTYPED_OK = ("x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string")
 
@@ -18,8 +23,9 @@ def nodes(schema: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
                 yield from nodes(schema[key], f"{path}[{key}]")
 
 
-def test_schema_is_structural() -> None:
-    for path, node in nodes(openapi_schema()):
+@pytest.mark.parametrize("model", [MySQLCluster, MySQLBackup, MySQLRestore])
+def test_schema_is_structural(model: type[BaseModel]) -> None:
+    for path, node in nodes(openapi_schema(model)):
         assert "$ref" not in node and "anyOf" not in node and "allOf" not in node, path
         assert node.get("additionalProperties") is not False, path
         assert "type" in node or any(node.get(k) for k in UNTYPED_OK), path
@@ -39,3 +45,17 @@ def test_crd_names_and_status_subresource() -> None:
     assert crd["metadata"]["name"] == "mysqlclusters.mysqlops.io"
     version = crd["spec"]["versions"][0]
     assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
+
+
+def test_backup_resources_have_their_own_crds() -> None:
+    names = [crd["metadata"]["name"] for crd in crds()]
+    assert names == [
+        "mysqlclusters.mysqlops.io",
+        "mysqlbackups.mysqlops.io",
+        "mysqlrestores.mysqlops.io",
+    ]
+    backup = openapi_schema(MySQLBackup)["properties"]
+    assert backup["spec"]["required"] == ["cluster"]
+    assert {"phase", "sizeBytes", "position", "error"} <= backup["status"]["properties"].keys()
+    cluster = openapi_schema()["properties"]["spec"]["properties"]
+    assert {"schedule", "retention", "storage"} <= cluster["backup"]["properties"].keys()
