@@ -44,15 +44,17 @@ import asyncio
 import contextlib
 import getpass
 import math
+import multiprocessing
+import queue
 import random
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.synchronize import Event as ProcessEvent
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -413,80 +415,109 @@ def percentile(ordered: list[float], fraction: float) -> float:
     return ordered[max(math.ceil(fraction * len(ordered)) - 1, 0)]
 
 
-class LatencyWriter(threading.Thread):
-    """Single-row autocommit writes through connections `connect` makes, WRITE_PAUSE apart,
-    alternately an INSERT of a new row and an UPDATE of an earlier one; the latency of each."""
+class LatencyWriter:
+    """Single-row autocommit writes through the writer endpoint, WRITE_PAUSE apart, alternately
+    an INSERT of a new row and an UPDATE of an earlier one; the latency of each. In a process of
+    its own, as an application is: this process also runs the worker, whose backup pipeline
+    would otherwise share the writer's interpreter."""
 
-    def __init__(self, connect: Callable[[], pymysql.Connection[Any]]) -> None:
-        super().__init__(name="latency-writer", daemon=True)
-        self.connect = connect
-        self.stopping = threading.Event()
-        self.ready = threading.Event()  # the table exists and one write is acknowledged
-        self.lock = threading.Lock()
+    def __init__(self, host: str, port: int, password: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.stopping = context.Event()
+        self.ready = context.Event()  # the table exists and one write is acknowledged
+        self.results: multiprocessing.Queue[Samples] = context.Queue()
+        self.process = context.Process(
+            target=write_until_stopped,
+            args=(host, port, password, self.stopping, self.ready, self.results),
+            name="latency-writer",
+            daemon=True,
+        )
         self.samples: list[tuple[float, float]] = []  # (monotonic start, seconds)
         self.errors: list[float] = []  # monotonic time of each failed write or reconnect
 
-    def run(self) -> None:
-        conn: pymysql.Connection[Any] | None = None
-        inserted = 0
-        update = True  # what the last write was; the first is an INSERT
-        rng = random.Random(1)
-        while not self.stopping.is_set():
-            try:
-                if conn is None:
-                    conn = self.connect()
-                    with conn.cursor() as cursor:
-                        cursor.execute(f"CREATE DATABASE IF NOT EXISTS {WRITER_DATABASE}")
-                        cursor.execute(
-                            f"CREATE TABLE IF NOT EXISTS {WRITER_DATABASE}.w "
-                            "(id BIGINT PRIMARY KEY, v BIGINT NOT NULL)"
-                        )
-                        cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {WRITER_DATABASE}.w")
-                        row = cursor.fetchone()
-                        inserted = int(row[0]) if row else 0
-                update = inserted > 0 and not update
-                with conn.cursor() as cursor:
-                    started = time.monotonic()
-                    if update:
-                        cursor.execute(
-                            f"UPDATE {WRITER_DATABASE}.w SET v = v + 1 WHERE id = %s",
-                            (rng.randint(1, inserted),),
-                        )
-                    else:
-                        cursor.execute(
-                            f"INSERT INTO {WRITER_DATABASE}.w (id, v) VALUES (%s, 0)",
-                            (inserted + 1,),
-                        )
-                        inserted += 1
-                    took = time.monotonic() - started
-                with self.lock:
-                    self.samples.append((started, took))
-                self.ready.set()
-                self.stopping.wait(WRITE_PAUSE)
-            except (pymysql.err.MySQLError, OSError):
-                with self.lock:
-                    self.errors.append(time.monotonic())
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        conn.close()
-                    conn = None
-                self.stopping.wait(RECONNECT_PAUSE)
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
+    def start(self) -> None:
+        self.process.start()
 
     def stop(self) -> None:
+        """Stop writing and collect the samples (once; later calls do nothing)."""
+        if self.process.pid is None or self.stopping.is_set():
+            return
         self.stopping.set()
-        self.join(30)
+        with contextlib.suppress(queue.Empty):
+            self.samples, self.errors = self.results.get(timeout=30)
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.kill()
 
     def latency(self, start: float, end: float) -> Latency:
-        """Of the writes started within [start, end]."""
-        with self.lock:
-            took = sorted(t for at, t in self.samples if start <= at <= end)
-            errors = sum(1 for at in self.errors if start <= at <= end)
+        """Of the writes started within [start, end] (after `stop`: CLOCK_MONOTONIC is one
+        clock for every process of the machine)."""
+        took = sorted(t for at, t in self.samples if start <= at <= end)
+        errors = sum(1 for at in self.errors if start <= at <= end)
         return Latency(
             len(took), errors, percentile(took, 0.5), percentile(took, 0.99), max(took, default=0)
         )
+
+
+Samples = tuple[list[tuple[float, float]], list[float]]
+
+
+def write_until_stopped(
+    host: str,
+    port: int,
+    password: str,
+    stopping: ProcessEvent,
+    ready: ProcessEvent,
+    results: multiprocessing.Queue[Samples],
+) -> None:
+    """The writer process's loop; its samples go back through `results` when stopped."""
+    samples: list[tuple[float, float]] = []
+    errors: list[float] = []
+    conn: pymysql.Connection[Any] | None = None
+    inserted = 0
+    update = True  # what the last write was; the first is an INSERT
+    rng = random.Random(1)
+    while not stopping.is_set():
+        try:
+            if conn is None:
+                conn = app_connection(host, port, password)
+                with conn.cursor() as cursor:
+                    cursor.execute(f"CREATE DATABASE IF NOT EXISTS {WRITER_DATABASE}")
+                    cursor.execute(
+                        f"CREATE TABLE IF NOT EXISTS {WRITER_DATABASE}.w "
+                        "(id BIGINT PRIMARY KEY, v BIGINT NOT NULL)"
+                    )
+                    cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {WRITER_DATABASE}.w")
+                    row = cursor.fetchone()
+                    inserted = int(row[0]) if row else 0
+            update = inserted > 0 and not update
+            with conn.cursor() as cursor:
+                started = time.monotonic()
+                if update:
+                    cursor.execute(
+                        f"UPDATE {WRITER_DATABASE}.w SET v = v + 1 WHERE id = %s",
+                        (rng.randint(1, inserted),),
+                    )
+                else:
+                    cursor.execute(
+                        f"INSERT INTO {WRITER_DATABASE}.w (id, v) VALUES (%s, 0)",
+                        (inserted + 1,),
+                    )
+                    inserted += 1
+                samples.append((started, time.monotonic() - started))
+            ready.set()
+            stopping.wait(WRITE_PAUSE)
+        except (pymysql.err.MySQLError, OSError):
+            errors.append(time.monotonic())
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+                conn = None
+            stopping.wait(RECONNECT_PAUSE)
+    if conn is not None:
+        with contextlib.suppress(Exception):
+            conn.close()
+    results.put((samples, errors))
 
 
 # -- through the workflow ---------------------------------------------------------------------
@@ -601,16 +632,17 @@ async def orchestrated(
         def connect() -> pymysql.Connection[Any]:
             return app_connection(host, port, password, read_timeout=900)
 
-        writer = LatencyWriter(lambda: app_connection(host, port, password))
+        writer = LatencyWriter(host, port, password)
         writer.start()
         if not await asyncio.to_thread(writer.ready.wait, 60):
             raise RuntimeError("the latency writer acknowledged no write within 60 s")
         quiet_start = time.monotonic()
         await asyncio.sleep(window)
-        quiet = writer.latency(quiet_start, time.monotonic())
+        quiet_end = time.monotonic()
         during_start, during_end, _ = await orchestrated_backup(client, handle, "b2")
-        during = writer.latency(during_start, during_end)
         await asyncio.to_thread(writer.stop)
+        quiet = writer.latency(quiet_start, quiet_end)
+        during = writer.latency(during_start, during_end)
         print(f"orchestrated: without a backup {quiet}; during one {during}", flush=True)
 
         restore, restored = await orchestrated_restore(client, handle, "b1")

@@ -8,7 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
+from activities.backup.activities import schedule_id
 from activities.backup.storage import BackupNotFound, FilesystemStorage, StorageError
 from activities.local.runtime import LocalRuntime
 from api.backup import (
@@ -66,6 +68,21 @@ async def cluster_storage(client: Client, namespace: str, name: str) -> Filesyst
         path = None
     root = Path(path) if path else LocalRuntime().backup_root()
     return FilesystemStorage(root, namespace, name)
+
+
+async def schedule_summary(client: Client, namespace: str, name: str) -> str | None:
+    """The cluster's backup Schedule in one line (none when it has no schedule)."""
+    handle = client.get_schedule_handle(schedule_id(namespace, name))
+    try:
+        described = await handle.describe()
+    except RPCError as error:
+        if error.status is RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    upcoming = described.info.next_action_times
+    state = "paused" if described.schedule.state.paused else "active"
+    following = f"next run {upcoming[0]:%Y-%m-%d %H:%M} UTC" if upcoming else "no next run"
+    return f"schedule {handle.id}: {state}, {following}, {described.info.num_actions} runs so far"
 
 
 async def stored_backups(client: Client, namespace: str, name: str) -> list[BackupManifest]:

@@ -40,6 +40,7 @@ from workers import stack, temporal
 from workers.backup_control import (
     follow_backup,
     follow_restore,
+    schedule_summary,
     start_backup,
     start_restore,
     stored_backups,
@@ -202,8 +203,9 @@ async def _backup_command(client: Client, args: argparse.Namespace) -> int:
         stored = await stored_backups(client, ns, name)
         if args.json:
             print(json.dumps([_manifest_json(m) for m in stored], indent=2))
-        else:
-            _print_backups(stored)
+            return 0
+        print(await schedule_summary(client, ns, name) or "no backup schedule")
+        _print_backups(stored)
         return 0
     if args.command == "backup":
         backup = await start_backup(client, ns, name, args.backup, args.reason or "mysqlops backup")

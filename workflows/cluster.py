@@ -615,6 +615,11 @@ class ClusterWorkflow(Repairs, Backups):
             raise ValueError("unchanged: the cluster already has this spec")
         if request.spec.flavor != self.spec.flavor:
             raise ValueError("spec.flavor cannot change on an existing cluster")
+        if request.spec.restore_from != self.spec.restore_from:
+            raise ValueError(
+                "spec.restoreFrom only applies when a cluster is created; to restore into an "
+                "existing cluster use a MySQLRestore (mysqlops restore)"
+            )
 
     @workflow.update(name=UPDATE_STOP)
     def stop(self, request: LifecycleRequest) -> CommandResult:

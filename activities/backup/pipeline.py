@@ -11,7 +11,7 @@ from typing import IO
 
 from temporalio import activity
 
-from activities.backup.storage import StorageError
+from activities.backup.storage import StorageError, Writer
 from activities.backup.xbstream import XbstreamScanner
 
 BLOCK = 1 << 20
@@ -42,7 +42,7 @@ class Copied:
         return words[2] if len(words) >= 3 else None
 
 
-def compress(stream: IO[bytes], out: IO[bytes]) -> Copied:
+def compress(stream: IO[bytes], out: Writer) -> Copied:
     """xbstream -> zstd -> storage. A thread feeds zstd (scanning the stream as it goes); this
     one hashes and stores zstd's output; heartbeats carry the bytes done."""
     copied = Copied()

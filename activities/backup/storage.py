@@ -21,6 +21,13 @@ OBJECT_SUFFIX = ".xbstream.zst"
 MANIFEST_SUFFIX = ".manifest.json"
 
 
+SYNC_EVERY = 8 << 20  # bytes written between two flushes to the disk
+
+
+class Writer(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+
 class StorageError(Exception):
     """The storage cannot be used (missing, unreadable, not writable)."""
 
@@ -34,7 +41,7 @@ class BackupStorage(Protocol):
         """Raise `StorageError` when a backup could not be written now."""
         ...
 
-    def open_write(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]:
+    def open_write(self, key: str) -> contextlib.AbstractContextManager[Writer]:
         """Write an object; it exists under `key` only once the block exits without error."""
         ...
 
@@ -74,15 +81,15 @@ class FilesystemStorage:
             raise StorageError(f"the backup directory {self.directory} is not writable")
 
     @contextlib.contextmanager
-    def open_write(self, key: str) -> Iterator[BinaryIO]:
+    def open_write(self, key: str) -> Iterator[Writer]:
         self.check_writable()
         final = self.directory / key
         partial = self.directory / f".{key}.partial"
         try:
             with open(partial, "wb") as out:
-                yield out
-                out.flush()
-                os.fsync(out.fileno())
+                paced = _PacedWriter(out)
+                yield paced
+                paced.sync()
             partial.replace(final)
         finally:
             partial.unlink(missing_ok=True)
@@ -142,6 +149,30 @@ class FilesystemStorage:
         manifest = self.directory / f"{name}{MANIFEST_SUFFIX}"
         manifest.unlink(missing_ok=True)
         (self.directory / f"{name}{OBJECT_SUFFIX}").unlink(missing_ok=True)
+
+
+class _PacedWriter:
+    """Writes that reach the disk as they go: every `SYNC_EVERY` bytes, flushed and dropped
+    from the page cache. A backup then never leaves a burst of dirty pages for the kernel to
+    write at once, which would make the database's own fsyncs (its commits) wait, and does not
+    push the database's files out of the cache."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.pending = 0
+
+    def write(self, data: bytes, /) -> int:
+        written = self.out.write(data)
+        self.pending += written
+        if self.pending >= SYNC_EVERY:
+            self.sync()
+        return written
+
+    def sync(self) -> None:
+        self.out.flush()
+        os.fdatasync(self.out.fileno())
+        os.posix_fadvise(self.out.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        self.pending = 0
 
 
 def storage_for(ref: StorageRef, default_root: Path) -> BackupStorage:

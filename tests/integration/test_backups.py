@@ -241,6 +241,8 @@ async def test_scheduled_backups_go_through_the_queue_and_retention_keeps_the_ne
     assert described.schedule.policy.overlap is ScheduleOverlapPolicy.SKIP
     upcoming = described.info.next_action_times[0]  # the next run, as operators see it
     assert (upcoming.month, upcoming.day, upcoming.hour, upcoming.minute) == (1, 1, 3, 0)
+    listed_text = await mysqlops(cli_env, "backups", "bk")
+    assert "active, next run" in listed_text.stdout and "-01-01 03:00" in listed_text.stdout
 
     await handle.trigger()  # what an operator's "trigger now" does in the UI or CLI
     done = await until(

@@ -4,17 +4,25 @@ resynced, bad backups refused before anything stops, restores in a safe order.""
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
-from api.backup import BackupPhase, BackupRequest, BackupTrigger, RestoreRequest
+from api.backup import (
+    BackupPhase,
+    BackupRequest,
+    BackupTrigger,
+    RestoreRequest,
+    RestoreSource,
+)
 from api.messages import (
     SIGNAL_SCHEDULED_BACKUP,
+    UPDATE_APPLY_SPEC,
     UPDATE_BACKUP,
     UPDATE_RESTORE,
     UPDATE_STOP,
+    ApplySpecRequest,
     CommandResult,
     LifecycleRequest,
 )
 from tests.workflows.fake_runtime import FAKE_UUID
-from tests.workflows.harness import Harness, green_and_idle, status, until
+from tests.workflows.harness import Harness, green_and_idle, spec_with, status, until
 
 
 async def backup(handle: WorkflowHandle[object, object], name: str | None = None) -> str:
@@ -132,3 +140,14 @@ async def test_a_restore_without_room_for_the_backup_changes_nothing(harness: Ha
     assert "not enough disk" in (done.restores[0].error or "")
     assert not [c for c in harness.runtime.calls if c[0] in ("stop", "set-aside", "receive")]
     assert (await until(handle, green_and_idle)).state.value == "Green"
+
+
+async def test_restore_from_cannot_be_added_to_a_running_cluster(harness: Harness) -> None:
+    handle = await harness.start()
+    await until(handle, green_and_idle)
+    changed = spec_with(3).model_copy(update={"restore_from": RestoreSource(cluster="other")})
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.execute_update(
+            UPDATE_APPLY_SPEC, ApplySpecRequest(spec=changed), result_type=CommandResult
+        )
+    assert (await status(handle)).queued_tasks == []
