@@ -56,7 +56,6 @@ def build_worker(
             backups.take_backup,
             backups.resync_node,
             backups.apply_retention,
-            backups.list_backups,
             backups.find_backup,
             backups.receive_backup,
             backups.install_restored_data,

@@ -98,8 +98,14 @@ class BackupActivities:
             ):
                 copied = compress(stream, out)
         finally:
-            self._desync(request, False)
+            try:
+                self._desync(request, False)
+            except Exception as error:  # the workflow's resync_node runs next in any case
+                activity.logger.warning("resync of %s failed: %s", request.node, error)
         uuid, seqno = copied.galera_position()
+        if uuid is None:
+            storage.delete(request.name)
+            raise RuntimeError("the backup stream holds no Galera position (--galera-info)")
         manifest = BackupManifest(
             name=request.name,
             backup_id=request.backup_id,
@@ -144,11 +150,6 @@ class BackupActivities:
         for name in doomed:
             storage.delete(name)
         return doomed
-
-    @activity.defn
-    def list_backups(self, request: StorageRef) -> list[BackupManifest]:
-        with _user_errors():
-            return self._storage(request).manifests()
 
     # -- restore ---------------------------------------------------------------------------
 
