@@ -139,6 +139,9 @@ class BackupRequest(ApiModel):
 
 class RestoreRequest(ApiModel):
     backup: DNS1123Label | None = Field(None, description="None: the latest good backup")
+    name: DNS1123Label | None = Field(
+        None, description="The MySQLRestore's name: a restore by that name is done only once"
+    )
     reason: str = ""
 
 
@@ -211,6 +214,7 @@ class BackupRecord(Record):
 
 class RestoreRecord(Record):
     task_id: str
+    name: str | None = None  # the MySQLRestore's, when one asked for it
     backup: str | None  # as requested; the resolved name once verified
     phase: BackupPhase = BackupPhase.PENDING
     requested_at: datetime

@@ -40,10 +40,16 @@ async def start_backup(
 
 
 async def start_restore(
-    client: Client, namespace: str, name: str, backup: str | None, reason: str
+    client: Client,
+    namespace: str,
+    name: str,
+    backup: str | None,
+    reason: str,
+    resource: str | None = None,
 ) -> str:
     """Queue an in-place restore; the task id. A backup that is not stored is refused here,
-    before anything is queued (the workflow verifies it again, end to end)."""
+    before anything is queued (the workflow verifies it again, end to end). `resource`: the
+    MySQLRestore asking, whose restore is done once."""
     if backup is not None:
         storage = await cluster_storage(client, namespace, name)
         try:
@@ -51,7 +57,11 @@ async def start_restore(
         except (BackupNotFound, StorageError) as error:
             raise UsageError(str(error)) from None
     result = await command(
-        client, namespace, name, UPDATE_RESTORE, RestoreRequest(backup=backup, reason=reason)
+        client,
+        namespace,
+        name,
+        UPDATE_RESTORE,
+        RestoreRequest(backup=backup, name=resource, reason=reason),
     )
     assert result.task_id is not None
     return result.task_id

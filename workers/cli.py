@@ -236,22 +236,37 @@ async def _apply(args: argparse.Namespace) -> int:
             waits.append(partial(wait_for, client, ns, name, is_green, args.timeout, "Green"))
         elif isinstance(resource, MySQLBackup):
             cluster = resource.spec.cluster
-            await start_backup(client, ns, cluster, name, f"MySQLBackup {name} applied")
-            print(f"mysqlbackup {name} queued on mysqlcluster {cluster}")
+            known = await status(client, ns, cluster)
+            if any(b.name == name for b in known.backups):
+                print(f"mysqlbackup {name} unchanged")
+            else:
+                await start_backup(client, ns, cluster, name, f"MySQLBackup {name} applied")
+                print(f"mysqlbackup {name} queued on mysqlcluster {cluster}")
             waits.append(
                 partial(follow_backup, client, ns, cluster, name, args.timeout, _show_progress)
             )
         else:
             cluster, backup = resource.spec.cluster, resource.spec.backup
+            known = await status(client, ns, cluster)
+            done = next((r for r in known.restores if r.name == name), None)
+            if done is not None:
+                print(f"mysqlrestore {name} unchanged ({done.phase.value}): a restore runs once")
+                continue
             task_id = await start_restore(
-                client, ns, cluster, backup, f"MySQLRestore {name} applied"
+                client, ns, cluster, backup, f"MySQLRestore {name} applied", resource=name
             )
             print(f"mysqlrestore {name} queued on mysqlcluster {cluster} as {task_id}")
             waits.append(partial(follow_restore, client, ns, cluster, task_id, args.timeout))
+    failed = 0
     if args.wait:
         for wait in waits:
-            await wait()
-    return 0
+            ended = await wait()
+            record = ended[0] if isinstance(ended, tuple) else ended
+            if isinstance(record, BackupRecord | RestoreRecord):
+                what = record.name if isinstance(record, BackupRecord) else record.task_id
+                print(f"{what}: {record.phase.value} {record.error or ''}".rstrip())
+                failed += record.phase is BackupPhase.FAILED
+    return 1 if failed else 0
 
 
 def _show_progress(record: BackupRecord) -> None:

@@ -343,7 +343,7 @@ class Backups:
     def _queue_restore(self, request: RestoreRequest) -> CommandResult:
         task = self._new_task("restore", request.reason or "restore requested")
         task.restore = request
-        self._restore_record(task.id, request.backup)
+        self._restore_record(task.id, request.backup).name = request.name
         self.memory.queue.append(task)
         what = request.backup or "the latest backup"
         return CommandResult(
@@ -367,6 +367,8 @@ class Backups:
             raise ValueError("the cluster was never created")
         if any(t.kind == "restore" for t in self.memory.queue):
             raise ValueError("a restore is already queued")
+        if request.name and any(r.name == request.name for r in self.memory.restores):
+            raise ValueError(f"the restore {request.name!r} was already requested")
 
 
 def _cause(error: BaseException) -> str:

@@ -225,6 +225,23 @@ async def test_a_new_cluster_can_start_from_a_backup(
     assert deleted.returncode == 0, deleted.stderr
 
 
+async def test_a_backup_resource_applied_is_taken_and_reported(
+    cli_env: dict[str, str], cluster: dict[str, Any], tmp_path: Path
+) -> None:
+    resource = tmp_path / "backup.yaml"
+    resource.write_text(
+        "apiVersion: mysqlops.io/v1alpha1\nkind: MySQLBackup\nmetadata:\n  name: from-resource\n"
+        "spec:\n  cluster: bk\n"
+    )
+    applied = await mysqlops(cli_env, "apply", "-f", str(resource), "--wait")
+    assert applied.returncode == 0, applied.stderr
+    assert "from-resource: Succeeded" in applied.stdout
+    again = await mysqlops(cli_env, "apply", "-f", str(resource))  # as kubectl apply: no-op
+    assert again.returncode == 0 and "mysqlbackup from-resource unchanged" in again.stdout
+    current = await status(cli_env)
+    assert [b["name"] for b in current["backups"]].count("from-resource") == 1
+
+
 async def test_scheduled_backups_go_through_the_queue_and_retention_keeps_the_newest(
     cli_env: dict[str, str],
     cluster: dict[str, Any],

@@ -128,6 +128,19 @@ async def test_a_restore_verifies_and_stages_before_it_stops_anything(harness: H
     assert starts[0] == ("start", record.node, True), "the restored node bootstraps"
 
 
+async def test_a_named_restore_runs_once(harness: Harness) -> None:
+    handle = await harness.start()
+    await until(handle, green_and_idle)
+    await backup(handle, "b1")
+    await until(handle, lambda s: bool(s.backups) and ended(s.backups[0].phase))
+    request = RestoreRequest(backup="b1", name="undo-mistake")
+    await handle.execute_update(UPDATE_RESTORE, request, result_type=CommandResult)
+    await until(handle, lambda s: green_and_idle(s) and ended(s.restores[0].phase), 60)
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.execute_update(UPDATE_RESTORE, request, result_type=CommandResult)
+    assert [r.name for r in (await status(handle)).restores] == ["undo-mistake"]
+
+
 async def test_a_restore_without_room_for_the_backup_changes_nothing(harness: Harness) -> None:
     handle = await harness.start()
     await until(handle, green_and_idle)
