@@ -182,56 +182,48 @@ class BackupManifest(Record):
         return f"{self.galera_uuid}:{self.galera_seqno}" if self.galera_uuid else "-"
 
 
-class BackupRecord(Record):
-    """One backup as the cluster workflow tracks it (status, `mysqlops backup --wait`)."""
+class TaskRecord(Record):
+    """What backup and restore records share: the task, its phase, its times, its error."""
 
-    name: str
-    backup_id: str = ""  # unique per request; the manifest carries it
     task_id: str
-    trigger: BackupTrigger
     phase: BackupPhase = BackupPhase.PENDING
     requested_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
     node: str | None = None
+    position: str | None = None  # Galera uuid:seqno of the backup
+    error: str | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class BackupRecord(TaskRecord):
+    """One backup as the cluster workflow tracks it (status, `mysqlops backup --wait`)."""
+
+    name: str
+    backup_id: str = ""  # unique per request; the manifest carries it
+    trigger: BackupTrigger
     progress_bytes: int | None = None  # streamed so far (from the activity's heartbeat)
     size_bytes: int | None = None
     streamed_bytes: int | None = None
-    position: str | None = None
     gtid: str | None = None
     location: str | None = None
     sha256: str | None = None
     deleted_by_retention: list[str] = Field(default_factory=list)
-    error: str | None = None
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.started_at is None or self.finished_at is None:
-            return None
-        return (self.finished_at - self.started_at).total_seconds()
 
 
-class RestoreRecord(Record):
-    task_id: str
+class RestoreRecord(TaskRecord):
+    """One restore; `node` is the node restored and bootstrapped, the others join by SST."""
+
     name: str | None = None  # the MySQLRestore's, when one asked for it
     backup: str | None  # as requested; the resolved name once verified
-    phase: BackupPhase = BackupPhase.PENDING
-    requested_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    node: str | None = None  # the node restored and bootstrapped; the others join by SST
-    position: str | None = None
     set_aside: dict[str, str] = Field(default_factory=dict)  # node: where its old data is
-    error: str | None = None
     rollback: str | None = None  # how to go back to the data before the restore
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.started_at is None or self.finished_at is None:
-            return None
-        return (self.finished_at - self.started_at).total_seconds()
 
 
 # -- resources -----------------------------------------------------------------------------
