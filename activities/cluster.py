@@ -122,6 +122,10 @@ class ClusterActivities:
                     non_retryable=True,
                 )
             if observed.state is NodeState.GREEN:
+                if request.joining and (
+                    join := self.runtime.last_join(request.layout, request.node)
+                ):
+                    observed.join = join.info()
                 return observed
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{request.node} not Synced after {request.timeout_seconds} s")

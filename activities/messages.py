@@ -3,6 +3,7 @@
 from activities.runtime import ClusterLayout, ClusterRef, GaleraPosition, StopMode
 from api.base import ApiModel, Record
 from api.cluster import HealthSpec, MySQLClusterSpec, NodeFacts
+from api.remediation import JoinInfo
 from api.states import NodeState
 
 
@@ -75,6 +76,7 @@ class NodeObservation(Record):
     state: NodeState
     reason: str
     facts: NodeFacts
+    join: JoinInfo | None = None  # how it joined, when this observation ends a join
 
 
 class Observation(Record):

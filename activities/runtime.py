@@ -12,6 +12,7 @@ from typing import IO, Protocol
 
 from pydantic import Field
 
+from activities.galera_log import Join
 from api.base import Record
 from api.cluster import MySQLClusterSpec
 from api.layout import ClusterLayout, ClusterRef, NodeLayout
@@ -88,6 +89,11 @@ class Runtime(Protocol):
 
     def stop_node(self, layout: ClusterLayout, node: str, mode: StopMode, timeout: float) -> None:
         """Stop mariadbd and wait for it to exit; a no-op when it is not running."""
+        ...
+
+    def last_join(self, layout: ClusterLayout, node: str) -> Join | None:
+        """How the node's current run joined the cluster (IST or SST, and why), from its log;
+        None when it needed no state transfer or it cannot be told yet."""
         ...
 
     def process_facts(self, layout: ClusterLayout, node: str) -> ProcessFacts: ...

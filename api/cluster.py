@@ -3,12 +3,12 @@
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from api.backup import BackupRecord, BackupSpec, RestoreRecord, RestoreSource
 from api.base import ApiModel, ObjectMeta, Quantity, Record, quantity_bytes
 from api.mysql_options import check_option, check_value
-from api.remediation import ManualIntervention, RemediationRecord, RemediationSpec
+from api.remediation import JoinInfo, ManualIntervention, RemediationRecord, RemediationSpec
 from api.states import ClusterState, ExitKind, NodeState, Phase
 
 API_VERSION: Literal["mysqlops.io/v1alpha1"] = "mysqlops.io/v1alpha1"
@@ -19,6 +19,11 @@ ConfigValue = str | int | float | bool
 class MySQLSpec(ApiModel):
     innodb_buffer_pool_size: Quantity = Field(
         "64Mi", description="InnoDB buffer pool per node (small by default: many nodes per host)"
+    )
+    gcache_size: Quantity = Field(
+        "128Mi",
+        description="Galera's write-set cache per node: a node that was away for less than the "
+        "writes it holds rejoins by IST (the missed writes) instead of SST (a full copy)",
     )
     config: dict[str, ConfigValue] = Field(
         default_factory=dict,
@@ -38,6 +43,13 @@ class MySQLSpec(ApiModel):
     def _pool_floor(cls, value: str) -> str:
         if quantity_bytes(value) < 8 * 1024**2:
             raise ValueError("must be at least 8Mi")
+        return value
+
+    @field_validator("gcache_size")
+    @classmethod
+    def _gcache_range(cls, value: str) -> str:
+        if not 16 * 1024**2 <= quantity_bytes(value) <= 64 * 1024**3:
+            raise ValueError("must be from 16Mi to 64Gi")
         return value
 
 
@@ -87,6 +99,15 @@ class MySQLClusterSpec(ApiModel):
             )
         return value
 
+    @model_validator(mode="after")
+    def _gcache_fits(self) -> "MySQLClusterSpec":
+        if quantity_bytes(self.mysql.gcache_size) * 2 > quantity_bytes(self.storage.size):
+            raise ValueError(
+                f"mysql.gcacheSize ({self.mysql.gcache_size}) must be at most half of "
+                f"storage.size ({self.storage.size}): the gcache file lives on the data volume"
+            )
+        return self
+
 
 class NodeFacts(Record):
     """What was last observed of one node, the evidence behind its state."""
@@ -112,6 +133,7 @@ class NodeStatus(Record):
     reason: str = ""
     facts: NodeFacts = Field(default_factory=NodeFacts)
     since: datetime | None = None
+    last_join: JoinInfo | None = None
 
 
 class TaskInfo(Record):

@@ -28,7 +28,12 @@ from api.backup import BackupRecord, BackupRequest, RestoreRecord, RestoreReques
 from api.base import ApiModel, Record
 from api.cluster import MySQLCluster, MySQLClusterSpec, NodeFacts, Transition
 from api.layout import ClusterLayout
-from api.remediation import ForceActionRequest, ManualIntervention, RemediationRecord
+from api.remediation import (
+    ForceActionRequest,
+    JoinInfo,
+    ManualIntervention,
+    RemediationRecord,
+)
 from api.states import NodeState
 
 QUERY_STATUS = "status"
@@ -88,6 +93,7 @@ class NodeMemory(Record):
     evidence_at: datetime | None = None  # when the facts were observed (probe or agent)
     last_report_sequence: int = -1
     last_report_agent: datetime | None = None
+    last_join: JoinInfo | None = None
 
 
 class QueuedTask(Record):

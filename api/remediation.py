@@ -6,6 +6,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from api.base import ApiModel, Record
+from api.states import JoinMethod
 
 
 class FaultClass(StrEnum):
@@ -62,6 +63,14 @@ class RemediationSpec(ApiModel):
     )
 
 
+class JoinInfo(Record):
+    """How a node last joined: IST or SST, and why (the positions, the donor)."""
+
+    method: JoinMethod
+    detail: str = ""
+    at: datetime | None = None
+
+
 class ActionRecord(Record):
     action: Action
     node: str | None = None
@@ -69,6 +78,7 @@ class ActionRecord(Record):
     ended_at: datetime | None = None
     outcome: Outcome = Outcome.RUNNING
     detail: str = ""
+    join: JoinInfo | None = None  # how the node rejoined during this action: IST or SST, why
 
 
 class RemediationRecord(Record):

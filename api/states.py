@@ -32,3 +32,10 @@ class Phase(StrEnum):
     STOPPED = "Stopped"
     DELETING = "Deleting"
     DELETED = "Deleted"
+
+
+class JoinMethod(StrEnum):
+    """How a node received the cluster's state when it joined."""
+
+    IST = "IST"  # the writes it missed, from a donor's gcache: costs what was missed
+    SST = "SST"  # a full copy of a donor's data directory: costs the size of the data

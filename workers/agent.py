@@ -27,11 +27,14 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.local import haproxy
+from activities.local.paths import NodePaths
+from activities.local.position import start_arguments, stored_position
 from activities.local.process import (
     alive,
     exit_kind_from_log,
     exit_kind_from_returncode,
     mariadbd_pid,
+    read_json,
     read_pid,
     write_json,
 )
@@ -143,16 +146,30 @@ async def serve_health(config: AgentConfig, health: Health) -> asyncio.Server:
 
 
 class Mariadbd:
-    """The supervised process: our child, or one adopted from an earlier agent."""
+    """The supervised process: our child, or one adopted from an earlier agent.
 
-    def __init__(self, config: AgentConfig, bootstrap: bool) -> None:
+    Like `galera_recovery` in mysqld_safe, every start of a node that has data passes its
+    committed position (`--wsrep-start-position`, recovered with `--wsrep-recover` after a
+    crash): a restart then costs an IST of the writes it missed, not a full SST, and a
+    bootstrap continues the cluster's history instead of starting a new one."""
+
+    def __init__(self, config: AgentConfig, paths: NodePaths, bootstrap: bool) -> None:
         self.config = config
         adopted = mariadbd_pid(Path(config.pid_file), Path(config.state_file))
         self.child: subprocess.Popen[bytes] | None = None
+        self.start_position: str | None = None
+        self.log_offset = _size(Path(config.error_log))
         if adopted is None:
-            args = ["mariadbd", f"--defaults-file={config.mycnf}"]
+            # Recovery can take a while after a crash: the runtime waits while this says so.
+            write_json(Path(config.state_file), {"running": True, "recovering": True})
+            position = stored_position(paths)
+            args = ["mariadbd", f"--defaults-file={config.mycnf}", *start_arguments(position)]
+            if position.uuid and position.seqno >= 0 and not position.unreadable:
+                self.start_position = f"{position.uuid}:{position.seqno}"
             if bootstrap:
                 args.append("--wsrep-new-cluster")
+            log.info("starting mariadbd", position=self.start_position, bootstrap=bootstrap)
+            self.log_offset = _size(Path(config.error_log))
             with open(config.error_log, "ab") as err:
                 self.child = subprocess.Popen(
                     args, stdout=err, stderr=err, stdin=subprocess.DEVNULL
@@ -160,6 +177,10 @@ class Mariadbd:
             self.pid = self.child.pid
         else:
             self.pid = adopted
+            earlier = read_json(Path(config.state_file)) or {}
+            offset, started = earlier.get("log_offset"), earlier.get("start_position")
+            self.log_offset = offset if isinstance(offset, int) else 0
+            self.start_position = started if isinstance(started, str) else None
 
     def exited(self) -> tuple[ExitKind, str] | None:
         if self.child is not None:
@@ -173,15 +194,21 @@ class Mariadbd:
         )
 
 
-async def supervise(config: AgentConfig, bootstrap: bool) -> int:
+async def supervise(config: AgentConfig, paths: NodePaths, bootstrap: bool) -> int:
     started_at = datetime.now(UTC)
     health = Health()
     reporter = Reporter(config)
     reporter_task = asyncio.create_task(reporter.run())
     server = await serve_health(config, health)
-    mariadbd = Mariadbd(config, bootstrap)
     state_file = Path(config.state_file)
-    write_json(state_file, {"pid": mariadbd.pid, "started_at": started_at, "running": True})
+    mariadbd = Mariadbd(config, paths, bootstrap)
+    run = {
+        "pid": mariadbd.pid,
+        "started_at": started_at,
+        "start_position": mariadbd.start_position,
+        "log_offset": mariadbd.log_offset,
+    }
+    write_json(state_file, {**run, "running": True})
     log.info("supervising", pid=mariadbd.pid, bootstrap=bootstrap)
     target = Target(user=config.os_user, unix_socket=config.socket)
     sequence = 0
@@ -227,8 +254,7 @@ async def supervise(config: AgentConfig, bootstrap: bool) -> int:
     write_json(
         state_file,
         {
-            "pid": mariadbd.pid,
-            "started_at": started_at,
+            **run,
             "running": False,
             "exit_kind": ended[0].value,
             "exit_detail": ended[1],
@@ -239,6 +265,13 @@ async def supervise(config: AgentConfig, bootstrap: bool) -> int:
     await reporter.drain(timeout=5)
     reporter_task.cancel()
     return 0
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     pid_file.write_text(str(os.getpid()))
     structlog.contextvars.bind_contextvars(node=config.node)
-    return asyncio.run(supervise(config, args.bootstrap))
+    return asyncio.run(supervise(config, NodePaths(args.node_dir), args.bootstrap))
 
 
 if __name__ == "__main__":

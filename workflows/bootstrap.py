@@ -51,3 +51,20 @@ def must_keep_aside(position: GaleraPosition) -> str | None:
     if not position.unreadable or position.empty or storage_error(position.unreadable):
         return None
     return position.unreadable
+
+
+def can_join_by_ist(positions: list[NodePosition], bootstrap: str) -> list[str]:
+    """The nodes that can receive an IST from the bootstrap node: a known position in the same
+    history. (Whether its gcache still holds their gap shows only when they ask: if not, they
+    get an SST, and Galera picks a donor for each.)"""
+    first = next(p.position for p in positions if p.node == bootstrap)
+    return [
+        p.node
+        for p in positions
+        if p.node != bootstrap
+        and p.position.uuid is not None
+        and p.position.uuid == first.uuid
+        and p.position.seqno >= 0
+        and not p.position.unreadable
+        and not p.position.empty
+    ]

@@ -61,11 +61,13 @@ with workflow.unsafe.imports_passed_through():
         NodeReport,
         QueuedTask,
     )
+    from api.remediation import JoinInfo
     from api.states import ClusterState, NodeState, Phase
     from workflows.backups import Backups
     from workflows.bootstrap import (
         BootstrapChoice,
         NoSafeBootstrap,
+        can_join_by_ist,
         choose_bootstrap,
         must_keep_aside,
     )
@@ -211,9 +213,11 @@ class ClusterWorkflow(Repairs, Backups):
         self, layout: ClusterLayout, bootstrap_from: str | None = None
     ) -> None:
         """Bootstrap from the most advanced node (or the one an operator forced), then join
-        the others one at a time."""
+        the others: together those whose position promises an IST from it, then one at a
+        time those that may need a full copy (SST), sparing the donor."""
         names = [n.name for n in layout.nodes]
         unreadable: set[str] = set()  # positions that cannot be read: their data is kept aside
+        incremental: list[str] = []  # same history as the bootstrap node: they can IST
         await self._survey(layout)
         running = self._running_nodes()
         if running and not self.memory.primary:
@@ -230,6 +234,7 @@ class ClusterWorkflow(Repairs, Backups):
                 )
                 choice = choose_bootstrap(positions, {n.name: n.ordinal for n in layout.nodes})
                 unreadable = {p.node for p in positions if must_keep_aside(p.position)}
+                incremental = can_join_by_ist(positions, choice.node)
             self._transition("cluster", "stopped", "bootstrapping", choice.reason)
             await self._act(
                 ClusterActivities.start_node,
@@ -246,6 +251,9 @@ class ClusterWorkflow(Repairs, Backups):
             LoadBalancerInput(layout=layout, members=names),
         )
         self._restart_watcher()
+        if incremental and workflow.patched("parallel-ist-joins"):
+            await self._join_together(layout, [n for n in incremental if n not in running])
+            running += incremental
         for name in names:
             if name in running:
                 continue
@@ -255,6 +263,19 @@ class ClusterWorkflow(Repairs, Backups):
                 )
             await self._act(ClusterActivities.start_node, StartInput(layout=layout, node=name))
             await self._wait_synced(layout, name)
+
+    async def _join_together(self, layout: ClusterLayout, nodes: list[str]) -> None:
+        """Start the nodes at once and wait until each is Synced; the first failure is raised
+        after all of them ended (none is left half-started behind the task's back)."""
+
+        async def join(node: str) -> None:
+            await self._act(ClusterActivities.start_node, StartInput(layout=layout, node=node))
+            await self._wait_synced(layout, node)
+
+        results = await asyncio.gather(*(join(n) for n in nodes), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def _apply(self, task: QueuedTask) -> None:
         new = task.spec
@@ -403,7 +424,10 @@ class ClusterWorkflow(Repairs, Backups):
             raise TaskFailed("the cluster has no layout yet: it was never created")
         return self.memory.layout
 
-    async def _wait_synced(self, layout: ClusterLayout, node: str, joining: bool = True) -> None:
+    async def _wait_synced(
+        self, layout: ClusterLayout, node: str, joining: bool = True
+    ) -> JoinInfo | None:
+        """Until the node is Synced; how it joined (IST or SST, and why), when it did."""
         seen: NodeObservation = await self._act(
             ClusterActivities.wait_synced,
             WaitSyncedInput(layout=layout, node=node, joining=joining),
@@ -413,6 +437,13 @@ class ClusterWorkflow(Repairs, Backups):
         self._record(seen)  # a Synced node is fresh evidence too
         self.memory.primary = True
         self._update_cluster_state("probe")
+        if seen.join is None:
+            return None
+        join = seen.join.model_copy(update={"at": workflow.now()})
+        if (memory := self._node(node)) is not None:
+            memory.last_join = join
+        self._transition(node, "joining", f"joined by {join.method.value}", join.detail)
+        return join
 
     # -- health ----------------------------------------------------------------------------
 
@@ -687,6 +718,7 @@ class ClusterWorkflow(Repairs, Backups):
                     reason=n.reason,
                     facts=n.facts,
                     since=n.since,
+                    last_join=n.last_join,
                 )
                 for n in self.memory.nodes
             ],

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         ActionRecord,
         FaultClass,
         ForceActionRequest,
+        JoinInfo,
         ManualIntervention,
         Outcome,
         RemediationRecord,
@@ -83,7 +84,7 @@ class Repairs:
 
         async def _wait_synced(
             self, layout: ClusterLayout, node: str, joining: bool = ...
-        ) -> None: ...
+        ) -> JoinInfo | None: ...
 
         async def _start_cluster(
             self, layout: ClusterLayout, bootstrap_from: str | None = ...
@@ -242,6 +243,7 @@ class Repairs:
                     entry.outcome = Outcome.SUCCEEDED
                 finally:
                     entry.ended_at = workflow.now()
+                    entry.join = self._join_during(node, entry.started_at)
                     if entry.outcome is Outcome.RUNNING:
                         entry.outcome = Outcome.FAILED
             record.outcome = Outcome.SUCCEEDED
@@ -271,7 +273,7 @@ class Repairs:
                 kept = await self._keep_unreadable_data(layout, node) if down else None
                 await self._act(ClusterActivities.start_node, StartInput(layout=layout, node=node))
                 try:
-                    await self._wait_synced(layout, node)
+                    join = await self._wait_synced(layout, node)
                 except ActivityError:
                     # A joiner that found no Primary must not linger half-started. It serves
                     # nothing and may not heed SIGTERM while it waits for a state transfer.
@@ -280,7 +282,7 @@ class Repairs:
                         StopInput(layout=layout, node=node, mode=StopMode.KILL),
                     )
                     raise
-                return kept
+                return "; ".join(text for text in (kept, join and join.detail) if text) or None
 
             return run
 
@@ -295,8 +297,9 @@ class Repairs:
                     ClusterActivities.set_aside_data, NodeInput(layout=layout, node=node)
                 )
                 await self._act(ClusterActivities.start_node, StartInput(layout=layout, node=node))
-                await self._wait_synced(layout, node)
-                return f"old data directory kept at {kept}"
+                join = await self._wait_synced(layout, node)
+                how = f"; {join.detail}" if join else ""
+                return f"old data directory kept at {kept} (SST on purpose){how}"
 
             return run
 
@@ -314,6 +317,12 @@ class Repairs:
         if action is Action.REPROVISION_NODE:
             return [(node, reprovision(node)) for node in nodes]
         raise TaskFailed(f"no steps for {action.value}")
+
+    def _join_during(self, node: str | None, since: datetime) -> JoinInfo | None:
+        """How the step's node rejoined, if it rejoined during the step."""
+        seen = self._node(node) if node else None
+        join = seen.last_join if seen else None
+        return join if join and join.at and join.at >= since else None
 
     def _is_down(self, node: str) -> bool:
         seen = self._node(node)

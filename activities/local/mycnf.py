@@ -52,7 +52,10 @@ def render(node: NodeConfig, spec: MySQLClusterSpec) -> str:
         (
             f"gmcast.listen_addr=tcp://{node.host}:{node.galera_port}",
             f"ist.recv_addr={node.host}:{node.ist_port}",
-            "gcache.size=64M",
+            # The writes a restarted node missed come from a donor's gcache (IST); kept across
+            # restarts, so a node that bootstraps after a whole-cluster crash can serve them.
+            f"gcache.size={quantity_bytes(spec.mysql.gcache_size)}",
+            "gcache.recover=yes",
             *EVS_OPTIONS,
         )
     )

@@ -5,7 +5,6 @@ retry, a worker crash or a replay finds the work done and does nothing more."""
 import contextlib
 import getpass
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -19,9 +18,11 @@ from typing import IO
 
 import pymysql
 
+from activities.galera_log import Join, last_join
 from activities.local import backup, haproxy, mycnf
 from activities.local.paths import ClusterPaths, NodePaths, state_home
 from activities.local.ports import SlotPorts, allocate, release
+from activities.local.position import has_data, set_safe_to_bootstrap, stored_position
 from activities.local.process import (
     alive,
     exit_kind_from_log,
@@ -47,7 +48,6 @@ from api.states import ExitKind
 from workflows.diagnosis import NEVER_STARTED
 
 HOST = "127.0.0.1"
-_RECOVERED = re.compile(r"WSREP: Recovered position: ([0-9a-f-]{36}):(-?\d+)")
 
 
 def node_name(cluster: str, ordinal: int) -> str:
@@ -164,7 +164,7 @@ class LocalRuntime:
         write_json(paths.agent_config, agent)
         # Only the node that will bootstrap gets a system tablespace: joiners receive theirs by
         # SST. Never initialise over existing data.
-        if bootstrap_candidate and not _has_data(paths.data):
+        if bootstrap_candidate and not has_data(paths.data):
             staging = paths.root / "data.init"
             shutil.rmtree(staging, ignore_errors=True)  # a half-made init of ours, never data
             staging.mkdir()
@@ -199,7 +199,7 @@ class LocalRuntime:
         paths.agent_state.unlink(missing_ok=True)  # the last run's exit is history now
         self._spawn_agent(paths, bootstrap)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        while True:
             if (pid := _mariadbd_pid(paths)) is not None:
                 return pid
             state = read_json(paths.agent_state) or {}
@@ -208,8 +208,22 @@ class LocalRuntime:
                     f"mariadbd on {node} exited at start ({state.get('exit_detail')}): "
                     f"{_tail(paths.error_log)}"
                 )
+            # Crash recovery (reading the position) takes as long as InnoDB needs.
+            recovering = state.get("recovering") and running_pid(paths.agent_pid, "workers.agent")
+            if time.monotonic() > deadline and not recovering:
+                raise TimeoutError(f"the agent of {node} did not start mariadbd within 30 s")
             time.sleep(0.05)
-        raise TimeoutError(f"the agent of {node} did not start mariadbd within 30 s")
+
+    def last_join(self, layout: ClusterLayout, node: str) -> Join | None:
+        paths = self._node_paths(layout, node)
+        state = read_json(paths.agent_state) or {}
+        offset = state.get("log_offset")
+        try:
+            with open(paths.error_log, "rb") as log:
+                log.seek(offset if isinstance(offset, int) else 0)
+                return last_join(log.read().decode(errors="replace"))
+        except OSError:
+            return None
 
     def _ensure_agent(self, paths: NodePaths, bootstrap: bool) -> None:
         if running_pid(paths.agent_pid, "workers.agent") is None:
@@ -277,36 +291,7 @@ class LocalRuntime:
         paths = self._node_paths(layout, node)
         if _mariadbd_pid(paths) is not None:
             raise RuntimeError(f"{node} is running: its position can only be read when stopped")
-        if not _has_data(paths.data):
-            return GaleraPosition(empty=True)
-        position = _read_grastate(paths.grastate)
-        if position.seqno != -1:
-            return position
-        _ensure_socket_dir(paths)  # even a recovery run binds its socket
-        result = subprocess.run(
-            [
-                "mariadbd",
-                f"--defaults-file={paths.config}",
-                "--wsrep-recover",
-                f"--log-error={paths.recover_log}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        found = _RECOVERED.findall(paths.recover_log.read_text(errors="replace"))
-        if result.returncode != 0 or not found:
-            errors = last_run_errors(paths.recover_log) or f"exit status {result.returncode}"
-            return position.model_copy(
-                update={"unreadable": f"--wsrep-recover found no position: {errors}"}
-            )
-        uuid, seqno = found[-1]
-        return GaleraPosition(
-            uuid=uuid,
-            seqno=int(seqno),
-            safe_to_bootstrap=position.safe_to_bootstrap,
-            recovered=True,
-        )
+        return stored_position(paths)
 
     def admin_sql(self, layout: ClusterLayout, node: str, statements: list[str]) -> None:
         paths = self._node_paths(layout, node)
@@ -326,7 +311,7 @@ class LocalRuntime:
         if _mariadbd_pid(paths) is not None:
             raise RuntimeError(f"{node} still runs; stop it before moving its data")
         kept = sorted(paths.root.glob("data.aside-*"))
-        if not _has_data(paths.data):
+        if not has_data(paths.data):
             paths.data.mkdir(exist_ok=True)
             return str(kept[-1]) if kept else ""
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -488,10 +473,6 @@ def _ensure_socket_dir(paths: NodePaths) -> None:
     paths.socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
-def _has_data(datadir: Path) -> bool:
-    return datadir.is_dir() and any(datadir.iterdir())
-
-
 def _write_if_changed(path: Path, text: str) -> bool:
     if path.exists() and path.read_text() == text:
         return False
@@ -515,29 +496,3 @@ def _tail(path: Path, size: int = 1500) -> str:
         return path.read_text(errors="replace")[-size:]
     except OSError:
         return ""
-
-
-def _read_grastate(path: Path) -> GaleraPosition:
-    fields: dict[str, str] = {}
-    try:
-        for line in path.read_text().splitlines():
-            if ":" in line and not line.startswith("#"):
-                key, value = line.split(":", 1)
-                fields[key.strip()] = value.strip()
-    except OSError:
-        return GaleraPosition()
-    return GaleraPosition(
-        uuid=fields.get("uuid"),
-        seqno=int(fields.get("seqno", "-1")),
-        safe_to_bootstrap=fields.get("safe_to_bootstrap") == "1",
-    )
-
-
-def set_safe_to_bootstrap(grastate: Path) -> None:
-    """Mark the chosen node bootstrappable; the caller has proven it is the most advanced."""
-    if not grastate.exists():
-        return
-    text = grastate.read_text()
-    if "safe_to_bootstrap: 1" in text:
-        return
-    grastate.write_text(re.sub(r"safe_to_bootstrap:\s*0", "safe_to_bootstrap: 1", text))

@@ -261,7 +261,13 @@ async def test_remediation_brings_killed_nodes_back(
         [victim["name"]],
         "Succeeded",
     )
+    # It asked for the writes it missed (its recovered position), not for a full copy: the
+    # join is read from its own error log.
+    join = record["actions"][-1]["join"]
+    assert join is not None and join["method"] == "IST", record
+    assert node(healed, victim["name"])["lastJoin"] == join
 
+    history = cluster_history(credentials)
     everyone = [n["pid"] for n in healed["nodes"]]
     killed_at = time.monotonic()
     for pid in everyone:
@@ -277,6 +283,17 @@ async def test_remediation_brings_killed_nodes_back(
     )
     print(f"all nodes SIGKILLed: Green again after {time.monotonic() - killed_at:.1f} s")
     assert "highest committed seqno" in json.dumps(healed["transitions"])
+    # The bootstrap continued the cluster's history (same state UUID, seqno not reset), so
+    # the others rejoined it by IST.
+    assert cluster_history(credentials) == history
+    joins = [a.get("join") for a in healed["remediations"][-1]["actions"]]
+    rejoined = [
+        n for n in healed["nodes"] if n["lastJoin"] and n["lastJoin"]["at"] > record["endedAt"]
+    ]
+    assert len(rejoined) == 2 and all(n["lastJoin"]["method"] == "IST" for n in rejoined), (
+        healed["nodes"],
+        joins,
+    )
     c = credentials
     with connect(c["host"], c["port"], c["user"], c["password"]) as conn, conn.cursor() as cur:
         cur.execute("SELECT item FROM shop.orders WHERE id = 1")
@@ -308,6 +325,15 @@ async def test_remediation_brings_killed_nodes_back(
     with connect(c["host"], c["port"], c["user"], c["password"]) as conn, conn.cursor() as cur:
         cur.execute("SELECT item FROM shop.orders WHERE id = 1")
         assert cur.fetchone() == ("tea",)
+
+
+def cluster_history(c: dict[str, Any]) -> str:
+    """The cluster's state UUID: a new one would mean a bootstrap started a new history."""
+    with connect(c["host"], c["port"], c["user"], c["password"]) as conn, conn.cursor() as cur:
+        cur.execute("SHOW GLOBAL STATUS LIKE 'wsrep_cluster_state_uuid'")
+        row = cur.fetchone()
+    assert row is not None
+    return str(row[1])
 
 
 async def test_a_hung_node_is_killed_and_restarted_after_the_grace_period(

@@ -50,6 +50,10 @@ def run_apply(tmp_path: Path, path: Path) -> subprocess.CompletedProcess[str]:
         (GOOD.replace("name: demo", "name: Demo"), "metadata.name"),
         (GOOD + "  storage:\n    size: 10GB\n", "spec.storage.size"),
         (GOOD + "  mysql:\n    config:\n      wsrep_provider: none\n", "spec.mysql.config"),
+        (
+            GOOD + "  mysql:\n    config:\n      max_connections: lots\n",
+            "spec.mysql.config: max_connections: 'lots' is not an integer",
+        ),
         ("kind: MySQLCluster\nspec: [unclosed\n", "not valid YAML"),
         (None, "cannot read"),  # missing file
         (GOOD.replace("kind: MySQLCluster", "kind: Deployment"), "kind 'Deployment'"),
@@ -66,6 +70,7 @@ def run_apply(tmp_path: Path, path: Path) -> subprocess.CompletedProcess[str]:
         "name",
         "size",
         "managed",
+        "bad-value",
         "yaml",
         "missing",
         "kind",

@@ -83,6 +83,92 @@ def test_allowed_option_is_normalized() -> None:
     assert cluster.spec.mysql.config == {"max_connections": 100}
 
 
+def config_error_of(option: str, value: object) -> str:
+    """The one message for a refused `spec.mysql.config` value."""
+    errors = errors_of(with_value("spec.mysql.config", {option: value}))
+    assert [loc for loc, _ in errors] == ["spec.mysql.config"]
+    return errors[0][1]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("max_connections", "lots", "'lots' is not an integer (10..100000, suffixes K/M/G"),
+        ("max_connections", 0, "0 is out of range (10..100000"),  # the server would clamp to 10
+        ("max_connections", "1M", "'1M' is out of range"),
+        ("max_connections", "10x", "is not an integer"),
+        ("max_connections", "1 000", "is not an integer"),
+        ("max_connections", 150.5, "is not an integer"),
+        ("max_connections", True, "is not an integer"),
+        ("wsrep_sync_wait", 16, "out of range (0..15"),
+        ("sort_buffer_size", "-1", "out of range"),
+        ("sort_buffer_size", "100E", "out of range"),  # past 2**64: the server wraps silently
+        ("long_query_time", "soon", "'soon' is not a number (0..31536000"),
+        ("long_query_time", "1s", "is not a number"),
+        ("long_query_time", -1, "out of range"),
+        ("long_query_time", float("nan"), "is not a number"),
+        ("slow_query_log", "yes", "'yes' is not a boolean (ON/OFF"),  # the server: OFF, a warning
+        ("performance_schema", 2, "is not a boolean"),
+        ("transaction_isolation", "READ COMMITTED", "is not one of READ-UNCOMMITTED, READ-COMM"),
+        ("transaction_isolation", "serial", "is not one of"),  # the server takes the prefix
+        ("innodb_flush_method", "direct", "is not one of fsync, O_DSYNC"),
+        ("sql_mode", "STRICT_ALL_TABLES, ANSI", "unknown modes ' ANSI'"),  # the server: no spaces
+        ("sql_mode", "STRICT", "unknown modes 'STRICT'"),
+        ("sql_mode", 3, "is not a comma-separated list"),
+        ("character_set_server", "utf-8", "is not one of"),
+        ("collation_server", "general_ci", "is not a collation"),
+        ("max_connections", "100 # many", "one line without '#'"),
+        ("sql_mode", "ANSI\ninit_file=/tmp/x", "one line"),
+    ],
+)
+def test_refused_values_name_the_option_and_what_it_takes(
+    option: str, value: object, says: str
+) -> None:
+    message = config_error_of(option, value)
+    assert option in message
+    assert says in message
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("max_connections", 10),
+        ("max_connections", 100000),
+        ("max_connections", "1K"),
+        ("max_connections", "+500"),
+        ("max_allowed_packet", "64m"),
+        ("max_allowed_packet", "1G"),
+        ("innodb_log_file_size", "2G"),
+        ("tmp_table_size", "15E"),  # just below 2**64
+        ("thread_cache_size", "0"),
+        ("long_query_time", 0.5),
+        ("long_query_time", 2),
+        ("long_query_time", "0.25"),
+        ("long_query_time", "1e3"),
+        ("slow_query_log", True),
+        ("slow_query_log", "ON"),
+        ("slow_query_log", "off"),
+        ("slow_query_log", "TRUE"),
+        ("slow_query_log", 0),
+        ("performance_schema", "1"),
+        ("transaction_isolation", "READ-COMMITTED"),
+        ("transaction_isolation", "serializable"),
+        ("innodb_flush_method", "O_DIRECT"),
+        ("innodb_flush_method", "fsync"),
+        ("sql_mode", ""),
+        ("sql_mode", "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"),
+        ("sql_mode", "ansi"),
+        ("character_set_server", "utf8mb4"),
+        ("character_set_server", "UTF8"),
+        ("collation_server", "utf8mb4_unicode_520_ci"),
+        ("collation_server", "binary"),
+    ],
+)
+def test_values_the_server_takes_are_accepted(option: str, value: object) -> None:
+    cluster = MySQLCluster.model_validate(with_value("spec.mysql.config", {option: value}))
+    assert cluster.spec.mysql.config == {option: value}
+
+
 @pytest.mark.parametrize(
     ("quantity", "size"),
     [("128Mi", 134217728), ("1G", 10**9), ("1Gi", 2**30), ("512", 512), ("1.5Ki", 1536)],

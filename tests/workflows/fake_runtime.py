@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from activities.galera_log import Join
 from activities.probe import Target
 from activities.runtime import (
     ClusterLayout,
@@ -24,7 +25,7 @@ from activities.runtime import (
     StopMode,
 )
 from api.cluster import MySQLClusterSpec, NodeFacts
-from api.states import ExitKind
+from api.states import ExitKind, JoinMethod
 from tests.xbstream import xbstream_of
 
 FAKE_UUID = "6f1c2a52-0000-0000-0000-000000000001"
@@ -42,6 +43,7 @@ class FakeNode:
     seqno: int = 0
     safe_to_bootstrap: bool = False
     damaged: bool = False  # its position cannot be recovered
+    join: Join | None = None  # how its current run joined
 
 
 @dataclass
@@ -88,6 +90,10 @@ class FakeRuntime:
             if node in self.failing:
                 state.exit_kind, state.exit_detail = ExitKind.UNCLEAN, "exit status 1"
                 raise NodeFailed(f"mariadbd on {node} exited at start")
+            state.join = None
+            if not bootstrap:
+                method = JoinMethod.IST if state.has_data else JoinMethod.SST
+                state.join = Join(method, f"{method.value} (fake)")
             state.running, state.pid, state.has_data = True, next(self._pids), True
             state.exit_kind = None
         assert state.pid is not None
@@ -96,6 +102,9 @@ class FakeRuntime:
     def stop_node(self, layout: ClusterLayout, node: str, mode: StopMode, timeout: float) -> None:
         self.calls.append(("stop", node, mode.value))
         self.crash(node, ExitKind.CLEAN if mode is StopMode.GRACEFUL else ExitKind.UNCLEAN)
+
+    def last_join(self, layout: ClusterLayout, node: str) -> Join | None:
+        return self.nodes[node].join
 
     def crash(self, node: str, kind: ExitKind = ExitKind.UNCLEAN, detail: str = "") -> None:
         state = self.nodes[node]

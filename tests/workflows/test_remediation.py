@@ -22,7 +22,7 @@ from api.remediation import (
     RemediationSpec,
     ResumeRequest,
 )
-from api.states import ExitKind, NodeState
+from api.states import ExitKind, JoinMethod, NodeState
 from tests.workflows.harness import (
     Harness,
     green_and_idle,
@@ -48,6 +48,10 @@ async def test_a_crashed_node_is_restarted_and_the_repair_recorded(harness: Harn
         Outcome.SUCCEEDED,
     )
     assert f"{victim}=Red-unclean" in record.evidence
+    join = record.actions[-1].join  # how it rejoined: in the record and the node's status
+    assert join is not None and join.method is JoinMethod.IST
+    assert healed.nodes[2].last_join == join
+    assert any(t.to_state == "joined by IST" and t.subject == victim for t in healed.transitions)
     assert [c for c in harness.runtime.calls if c[:2] == ("start", victim)][-1] == (
         "start",
         victim,
@@ -67,6 +71,8 @@ async def test_a_crashed_node_whose_position_is_unreadable_keeps_its_data_aside(
     record = healed.remediations[-1]
     assert (record.fault, record.outcome) == (FaultClass.NODE_CRASHED, Outcome.SUCCEEDED)
     assert "kept at /aside/" in record.actions[-1].detail  # before the SST could empty it
+    join = record.actions[-1].join
+    assert join is not None and join.method is JoinMethod.SST
     calls = harness.runtime.calls
     restarted = max(i for i, call in enumerate(calls) if call == ("start", victim, False))
     assert ("set-aside", victim) in calls[:restarted]
@@ -84,6 +90,9 @@ async def test_whole_cluster_down_bootstraps_the_most_advanced_node(harness: Har
     boots = [c for c in harness.runtime.calls if c[0] == "start" and c[2]]
     assert boots[-1] == ("start", names[1], True)  # the highest seqno, and only that one
     assert any("highest committed seqno" in t.reason for t in healed.transitions)
+    for joiner in (names[0], names[2]):  # same history: both by IST from the bootstrap node
+        last = next(n for n in healed.nodes if n.name == joiner).last_join
+        assert last is not None and last.method is JoinMethod.IST
 
 
 async def test_quorum_lost_reforms_a_primary_on_the_most_advanced_survivor(

@@ -1,0 +1,88 @@
+"""A stopped node's committed Galera position, read the way `galera_recovery` reads it, and the
+start arguments that carry it, so that a restarted node asks for the writes it missed (IST)
+instead of a full copy, and a bootstrap keeps the cluster's history (its state UUID)."""
+
+import re
+import subprocess
+from pathlib import Path
+
+from activities.local.paths import NodePaths
+from activities.local.process import last_run_errors
+from activities.runtime import GaleraPosition
+
+_RECOVERED = re.compile(r"WSREP: Recovered position: ([0-9a-f-]{36}):(-?\d+)")
+RECOVER_TIMEOUT = 600  # InnoDB crash recovery of a large node can take minutes
+
+
+def has_data(datadir: Path) -> bool:
+    return datadir.is_dir() and any(datadir.iterdir())
+
+
+def read_grastate(path: Path) -> GaleraPosition:
+    fields: dict[str, str] = {}
+    try:
+        for line in path.read_text().splitlines():
+            if ":" in line and not line.startswith("#"):
+                key, value = line.split(":", 1)
+                fields[key.strip()] = value.strip()
+    except OSError:
+        return GaleraPosition()
+    return GaleraPosition(
+        uuid=fields.get("uuid"),
+        seqno=int(fields.get("seqno", "-1")),
+        safe_to_bootstrap=fields.get("safe_to_bootstrap") == "1",
+    )
+
+
+def stored_position(paths: NodePaths) -> GaleraPosition:
+    """grastate.dat; after an unclean stop (seqno -1 there) `mariadbd --wsrep-recover`, which
+    reads the position InnoDB committed. The node must not be running."""
+    if not has_data(paths.data):
+        return GaleraPosition(empty=True)
+    position = read_grastate(paths.grastate)
+    if position.seqno != -1:
+        return position
+    paths.socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a recovery binds it
+    result = subprocess.run(
+        [
+            "mariadbd",
+            f"--defaults-file={paths.config}",
+            "--wsrep-recover",
+            f"--log-error={paths.recover_log}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=RECOVER_TIMEOUT,
+    )
+    try:
+        found = _RECOVERED.findall(paths.recover_log.read_text(errors="replace"))
+    except OSError:
+        found = []
+    if result.returncode != 0 or not found:
+        errors = last_run_errors(paths.recover_log) or f"exit status {result.returncode}"
+        return position.model_copy(
+            update={"unreadable": f"--wsrep-recover found no position: {errors}"}
+        )
+    uuid, seqno = found[-1]
+    return GaleraPosition(
+        uuid=uuid, seqno=int(seqno), safe_to_bootstrap=position.safe_to_bootstrap, recovered=True
+    )
+
+
+def start_arguments(position: GaleraPosition) -> list[str]:
+    """`--wsrep-start-position` when the position is known: Galera then requests an IST from
+    there (and a bootstrap continues the same history); without it, a node recovered from a
+    crash presents no state and receives a full SST."""
+    if position.uuid is None or position.seqno < 0 or position.unreadable:
+        return []
+    return [f"--wsrep-start-position={position.uuid}:{position.seqno}"]
+
+
+def set_safe_to_bootstrap(grastate: Path) -> None:
+    """Mark the chosen node bootstrappable; the caller has proven it is the most advanced."""
+    if not grastate.exists():
+        return
+    text = grastate.read_text()
+    if "safe_to_bootstrap: 1" in text:
+        return
+    grastate.write_text(re.sub(r"safe_to_bootstrap:\s*0", "safe_to_bootstrap: 1", text))
