@@ -14,6 +14,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.messages import (
+    ConfigInput,
     LayoutInput,
     LoadBalancerInput,
     NodeInput,
@@ -58,6 +59,10 @@ class ClusterActivities:
         self.runtime.provision_node(
             request.layout, request.node, request.spec, request.bootstrap_candidate
         )
+
+    @activity.defn
+    def config_errors(self, request: ConfigInput) -> str | None:
+        return self.runtime.config_errors(request.layout, request.spec)
 
     @activity.defn
     def start_node(self, request: StartInput) -> int:

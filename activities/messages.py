@@ -19,6 +19,11 @@ class ProvisionInput(ApiModel):
     bootstrap_candidate: bool = False
 
 
+class ConfigInput(ApiModel):
+    layout: ClusterLayout
+    spec: MySQLClusterSpec
+
+
 class StartInput(ApiModel):
     layout: ClusterLayout
     node: str

@@ -83,6 +83,11 @@ class Runtime(Protocol):
         """Write the node's configuration; initialise a data directory only where none exists."""
         ...
 
+    def config_errors(self, layout: ClusterLayout, spec: MySQLClusterSpec) -> str | None:
+        """The server's own objections to the configuration `spec` renders (an unknown option,
+        a bad value), or None; checked without starting anything."""
+        ...
+
     def start_node(self, layout: ClusterLayout, node: str, bootstrap: bool) -> int:
         """Start mariadbd (with its agent); a no-op returning the pid when already running."""
         ...

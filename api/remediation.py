@@ -13,9 +13,11 @@ class FaultClass(StrEnum):
     CLUSTER_DOWN = "ClusterDown"  # no mariadbd runs anywhere
     QUORUM_LOST = "QuorumLost"  # some run, none is in a Primary component
     STORAGE_ERROR = "StorageError"  # disk full, permissions: a human must free or fix
+    CONFIG_ERROR = "ConfigError"  # the server refuses its configuration: a human must fix it
     NODE_HUNG = "NodeHung"  # alive but not answering for longer than the grace period
     NODE_CRASHED = "NodeCrashed"  # Red-unclean while the cluster serves
     NODE_STOPPED = "NodeStopped"  # Red-clean, not asked for, not in maintenance
+    NODE_PARTITIONED = "NodePartitioned"  # alive, answering, cut off from the Primary component
     NODE_CANNOT_JOIN = "NodeCannotJoin"  # restarts used up: crash loop, damaged data dir
     UNKNOWN = "Unknown"  # evidence that fits no known fault
     OPERATOR_REQUEST = "OperatorRequest"  # not a fault: an operator forced an action
@@ -24,6 +26,7 @@ class FaultClass(StrEnum):
 class Action(StrEnum):
     RESTART_NODE = "RestartNode"  # start; it rejoins by IST when it can, SST otherwise
     KILL_AND_RESTART_NODE = "KillAndRestartNode"
+    RESTART_RUNNING_NODE = "RestartRunningNode"  # graceful stop, start; never its data touched
     REFORM_PRIMARY = "ReformPrimary"  # bootstrap the most advanced node, live or stopped
     BOOTSTRAP_MOST_ADVANCED = "BootstrapMostAdvanced"  # then join the others
     REPROVISION_NODE = "ReprovisionNode"  # data dir moved aside, full SST into a fresh one
@@ -57,6 +60,13 @@ class RemediationSpec(ApiModel):
     )
     hung_grace_seconds: float = Field(
         10, ge=2, le=600, description="How long a live node may not answer before it is hung"
+    )
+    partition_grace_seconds: float = Field(
+        120,
+        ge=10,
+        le=3600,
+        description="How long a live node may sit outside the Primary component (cut off by "
+        "the network) before it is restarted; it rejoins by itself when the network heals",
     )
     maintenance: list[str] = Field(
         default_factory=list, description="Nodes stopped on purpose: never restarted"

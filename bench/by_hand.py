@@ -1,10 +1,21 @@
-"""The by-hand references: a Galera cluster run the way a person runs one, no agent, no
+"""The by-hand references: a Galera cluster run the way a careful DBA runs one, no agent, no
 workflow, no load balancer. mariadbd is started directly from the my.cnf files LocalRuntime
 writes (the same configuration as an orchestrated cluster), and each step waits, polling every
-0.1 s, until the node says Synced. Shared by bench/create.py and bench/faults.py.
+0.1 s, until the node says Synced. Shared by bench/create.py, bench/backup.py and
+bench/faults.py.
+
+After a crash the DBA does not let the node start blind (its grastate.dat says seqno -1, so it
+would present no position and get a full SST): they recover the position InnoDB committed with
+`mariadbd --defaults-file=... --wsrep-recover` (its log says `WSREP: Recovered position:
+uuid:seqno`) and start the node with `--wsrep-start-position=uuid:seqno`, so it asks for the
+writes it missed (IST). After a whole-cluster crash they recover every node's position, set
+`safe_to_bootstrap: 1` on the most advanced one and bootstrap it with `--wsrep-new-cluster
+--wsrep-start-position=...` (the cluster keeps its state UUID), then start the others with
+their own positions, one at a time.
 """
 
 import getpass
+import re
 import shutil
 import signal
 import subprocess
@@ -15,13 +26,14 @@ from pathlib import Path
 import pymysql
 
 from activities.local.paths import NodePaths
-from activities.local.runtime import LocalRuntime, set_safe_to_bootstrap
+from activities.local.runtime import LocalRuntime
 from activities.runtime import ClusterLayout, ClusterRef
 from api.cluster import MySQLClusterSpec
 from bench.common import node_paths, stop_everything
 
 SYNCED_TIMEOUT = 600.0  # seconds per node
 MANUAL_POLL = 0.1  # seconds between two wsrep_local_state_comment reads
+RECOVERED = re.compile(r"WSREP: Recovered position: ([0-9a-f-]{36}:-?\d+)")
 
 
 def local_state(socket: Path) -> str | None:
@@ -39,6 +51,10 @@ def local_state(socket: Path) -> str | None:
         return None
     finally:
         conn.close()
+
+
+def seqno(position: str) -> int:
+    return int(position.rsplit(":", 1)[1])
 
 
 class ManualCluster:
@@ -73,12 +89,15 @@ class ManualCluster:
                 install_db = time.monotonic() - started
         return install_db
 
-    def start(self, node: str, new_cluster: bool = False) -> None:
-        """`mariadbd --defaults-file=my.cnf [--wsrep-new-cluster]`, then wait until Synced."""
+    def start(self, node: str, new_cluster: bool = False, position: str | None = None) -> None:
+        """`mariadbd --defaults-file=my.cnf [--wsrep-new-cluster]
+        [--wsrep-start-position=uuid:seqno]`, then wait until Synced."""
         paths = self.paths(node)
         args = ["mariadbd", f"--defaults-file={paths.config}"]
         if new_cluster:
             args.append("--wsrep-new-cluster")
+        if position is not None:
+            args.append(f"--wsrep-start-position={position}")
         with open(paths.root / "mariadbd.out", "ab") as out:
             process = subprocess.Popen(
                 args, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True
@@ -106,16 +125,44 @@ class ManualCluster:
         process.send_signal(sig)
         process.wait(timeout=120)
 
+    def recover_position(self, node: str) -> str:
+        """`mariadbd --defaults-file=my.cnf --wsrep-recover --log-error=FILE`: the position
+        InnoDB committed, `uuid:seqno`, from the line it logs."""
+        paths = self.paths(node)
+        paths.recover_log.unlink(missing_ok=True)
+        subprocess.run(
+            [
+                "mariadbd",
+                f"--defaults-file={paths.config}",
+                "--wsrep-recover",
+                f"--log-error={paths.recover_log}",
+            ],
+            capture_output=True,
+            timeout=SYNCED_TIMEOUT,
+        )
+        found = RECOVERED.findall(paths.recover_log.read_text(errors="replace"))
+        if not found:
+            raise RuntimeError(f"--wsrep-recover found no position for {node}")
+        return str(found[-1])
+
+    def restart_after_crash(self, node: str) -> None:
+        """Recover the node's position, then start it from there (IST)."""
+        self.start(node, position=self.recover_position(node))
+
     def recover(self) -> str:
-        """Every node down: read each one's position (grastate.dat, `--wsrep-recover` when the
-        seqno there is -1), bootstrap the highest, start the others; which node bootstrapped."""
-        seqnos = {n: self.runtime.galera_position(self.layout, n).seqno for n in self.names}
-        first = max(self.names, key=lambda n: seqnos[n])  # ties: the lowest ordinal
-        set_safe_to_bootstrap(self.paths(first).grastate)
-        self.start(first, new_cluster=True)
+        """Every node crashed: recover each one's position, bootstrap the most advanced (ties:
+        the lowest ordinal) from its position, start the others from theirs; which node
+        bootstrapped."""
+        positions = {n: self.recover_position(n) for n in self.names}
+        first = max(self.names, key=lambda n: seqno(positions[n]))
+        grastate = self.paths(first).grastate
+        grastate.write_text(
+            re.sub(r"safe_to_bootstrap:\s*0", "safe_to_bootstrap: 1", grastate.read_text())
+        )
+        self.start(first, new_cluster=True, position=positions[first])
         for node in self.names:
             if node != first:
-                self.start(node)
+                self.start(node, position=positions[node])
         return first
 
     def close(self) -> None:

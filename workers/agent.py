@@ -1,11 +1,13 @@
 """The node agent: supervises one run of a node's mariadbd.
 
-It starts mariadbd as its child (so it knows how it ended: exit status or signal), probes it
-over the local socket twice a second, answers HAProxy's health check (200 only when the node is
+It checks the node's my.cnf with the server and recovers the node's position, then starts
+mariadbd as its child (so it knows how it ended: exit status or signal), probes it over the
+local socket four times a second, answers HAProxy's health check (200 only when the node is
 Synced in the Primary component, or Donor when allowed), and reports every state transition to
 the cluster workflow as a signal (edge-triggered: a report per change, never a heartbeat
-stream; when Temporal is unreachable only the newest report waits). When mariadbd exits it
-records the exit, takes the node out of HAProxy at once, reports, and ends.
+stream; when Temporal is unreachable only the newest report waits). When the node stops
+serving (it exited, or it was cut off from the Primary component) the agent takes it out of
+HAProxy at once; when mariadbd exits it records the exit, reports, and ends.
 
 Started detached by the local runtime: `python -m workers.agent NODE_DIR [--bootstrap]`.
 """
@@ -27,6 +29,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.local import haproxy
+from activities.local.config_check import server_config_errors
 from activities.local.paths import NodePaths
 from activities.local.position import start_arguments, stored_position
 from activities.local.process import (
@@ -44,7 +47,7 @@ from api.messages import SIGNAL_NODE_REPORT, NodeReport
 from api.states import ExitKind
 from workflows.diagnosis import node_state, serves
 
-PROBE_INTERVAL = 0.5
+PROBE_INTERVAL = 0.25  # seconds: how soon a node that stops serving leaves HAProxy
 log = structlog.get_logger()
 
 
@@ -159,7 +162,11 @@ class Mariadbd:
         self.child: subprocess.Popen[bytes] | None = None
         self.start_position: str | None = None
         self.log_offset = _size(Path(config.error_log))
-        if adopted is None:
+        self.refused = _config_refused(Path(config.mycnf)) if adopted is None else None
+        self.pid: int | None = adopted
+        if self.refused:
+            log.error("not starting mariadbd", reason=self.refused)
+        elif adopted is None:
             # Recovery can take a while after a crash: the runtime waits while this says so.
             write_json(Path(config.state_file), {"running": True, "recovering": True})
             position = stored_position(paths)
@@ -176,13 +183,14 @@ class Mariadbd:
                 )
             self.pid = self.child.pid
         else:
-            self.pid = adopted
             earlier = read_json(Path(config.state_file)) or {}
             offset, started = earlier.get("log_offset"), earlier.get("start_position")
             self.log_offset = offset if isinstance(offset, int) else 0
             self.start_position = started if isinstance(started, str) else None
 
     def exited(self) -> tuple[ExitKind, str] | None:
+        if self.refused:
+            return ExitKind.UNCLEAN, self.refused
         if self.child is not None:
             code = self.child.poll()
             return None if code is None else exit_kind_from_returncode(code)
@@ -224,8 +232,12 @@ async def supervise(config: AgentConfig, paths: NodePaths, bootstrap: bool) -> i
         else:
             facts = NodeFacts(process_alive=False, exit_kind=ended[0], exit_detail=ended[1])
         state, reason = node_state(facts)
-        health.healthy = serves(facts, config.donor_serves)
+        was_healthy, health.healthy = health.healthy, serves(facts, config.donor_serves)
         health.detail = f"{state.value}: {reason}"
+        if was_healthy and not health.healthy and ended is None:
+            # Alive but no longer serving (cut off from the Primary component, desynced...):
+            # out of HAProxy now, not after its failed checks; its checks bring it back.
+            await _mark_down(config)
         key = (state, facts.wsrep_state, facts.wsrep_cluster_status, facts.process_alive)
         if key != last:
             last = key
@@ -249,8 +261,7 @@ async def supervise(config: AgentConfig, paths: NodePaths, bootstrap: bool) -> i
             return 0
         await asyncio.sleep(PROBE_INTERVAL)
     server.close()
-    with contextlib.suppress(Exception):
-        await asyncio.to_thread(haproxy.mark_down, Path(config.haproxy_socket), config.node)
+    await _mark_down(config)
     write_json(
         state_file,
         {
@@ -265,6 +276,23 @@ async def supervise(config: AgentConfig, paths: NodePaths, bootstrap: bool) -> i
     await reporter.drain(timeout=5)
     reporter_task.cancel()
     return 0
+
+
+async def _mark_down(config: AgentConfig) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.to_thread(haproxy.mark_down, Path(config.haproxy_socket), config.node)
+
+
+def _config_refused(mycnf: Path) -> str | None:
+    """Why the server refuses the node's my.cnf (an unknown option, a bad value), asked before
+    it starts: a node with a broken configuration would otherwise join, take a full SST and
+    only then abort, costing its donor the copy and its peers a view change."""
+    try:
+        errors = server_config_errors(mycnf.read_text())
+    except (OSError, subprocess.SubprocessError) as error:
+        log.warning("configuration not checked", error=str(error)[:200])
+        return None
+    return f"configuration refused by the server: {errors}" if errors else None
 
 
 def _size(path: Path) -> int:

@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.exceptions import TemporalError
 from temporalio.service import RPCError
 
+from activities.local.paths import state_home
 from api.backup import (
     BackupManifest,
     BackupPhase,
@@ -46,6 +47,9 @@ from workers.backup_control import (
     stored_backups,
     with_progress,
 )
+from workers.chaos import report, runner
+from workers.chaos.cluster import LocalCluster
+from workers.chaos.faults import KINDS
 from workers.control import (
     UsageError,
     apply,
@@ -126,6 +130,8 @@ async def _run(args: argparse.Namespace) -> int:
         return await stack.down()
     if args.command == "apply":
         return await _apply(args)
+    if args.command == "chaos":
+        return await _chaos(args)
     if args.command in ("resume", "force-action") and not args.reason.strip():
         raise UsageError(f"{args.command} needs --reason: it is kept in the record and history")
     client = await temporal.connect()
@@ -223,6 +229,27 @@ async def _backup_command(client: Client, args: argparse.Namespace) -> int:
     restored, _ = await follow_restore(client, ns, name, task_id, args.timeout)
     _print_record(restored, args.json)
     return 0 if restored.phase is BackupPhase.SUCCEEDED else 1
+
+
+async def _chaos(args: argparse.Namespace) -> int:
+    if args.faults < 1 or args.partition_seconds <= 0:
+        raise UsageError("--faults must be at least 1 and --partition-seconds more than 0")
+    options = runner.ChaosOptions(
+        namespace=args.namespace,
+        name=args.name,
+        faults=args.faults,
+        seed=args.seed,
+        kinds=runner.parse_kinds(args.kinds),
+        partition_seconds=args.partition_seconds,
+    )
+    runner.preflight(options.kinds)
+    LocalCluster.find(state_home(), options.namespace, options.name)  # before any connection
+    client = await temporal.connect()
+    chaos = await runner.run(
+        client, state_home(), options, lambda line: print(line, file=sys.stderr, flush=True)
+    )
+    print(json.dumps(chaos.to_json(), indent=2) if args.json else report.render(chaos))
+    return 0 if chaos.passed else 1
 
 
 async def _apply(args: argparse.Namespace) -> int:
@@ -356,6 +383,16 @@ def parser() -> argparse.ArgumentParser:
     restore.add_argument("--wait", action="store_true", help="until Green again; exit 1 unless")
     restore.add_argument("--json", action="store_true")
     restore.add_argument("--timeout", type=float, default=6 * 3600)
+    chaos = named("chaos", "inject faults one at a time under a writer, then check the data")
+    chaos.add_argument("--faults", type=int, default=6, help="how many faults, one at a time")
+    chaos.add_argument("--seed", type=int, default=1, help="seed of the choice of faults")
+    chaos.add_argument(
+        "--kinds", default=",".join(KINDS), help=f"comma-separated, among {','.join(KINDS)}"
+    )
+    chaos.add_argument(
+        "--partition-seconds", type=float, default=15, help="how long a partition is held"
+    )
+    chaos.add_argument("--json", action="store_true")
     up = sub.add_parser("up", help="start the local stack and the demo cluster")
     up.add_argument("-f", "--file", default="examples/demo-cluster.yaml")
     up.add_argument("--timeout", type=float, default=300)

@@ -42,6 +42,7 @@ def build_worker(
             activities.cluster_layout,
             activities.ensure_secrets,
             activities.provision_node,
+            activities.config_errors,
             activities.start_node,
             activities.stop_node,
             activities.node_positions,

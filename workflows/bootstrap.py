@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from activities.messages import NodePosition
 from activities.runtime import GaleraPosition
+from api.mysql_options import config_error
 from workflows.faults import storage_error
 
 
@@ -46,10 +47,12 @@ def must_keep_aside(position: GaleraPosition) -> str | None:
     """Why a stopped node's data directory must be moved aside before the node starts, or
     None. A node whose committed position cannot be read gets a full state transfer, and
     Galera's SST empties the data directory it finds: moved aside first, it is kept. Not when
-    the storage is what failed (disk full, permissions): a new copy would fail the same way,
-    and that fault is a human's (`faults.STORAGE_ERRORS`)."""
+    the storage is what failed (disk full, permissions), nor when the server refused its
+    configuration: a new copy would fail the same way, and that fault is a human's."""
     if not position.unreadable or position.empty or storage_error(position.unreadable):
         return None
+    if config_error(position.unreadable):
+        return None  # the server refused its configuration, not its data
     return position.unreadable
 
 

@@ -20,6 +20,7 @@ from temporalio.exceptions import ActivityError, CancelledError
 with workflow.unsafe.imports_passed_through():
     from activities.cluster import ClusterActivities
     from activities.messages import (
+        ConfigInput,
         LayoutInput,
         LoadBalancerInput,
         NodeInput,
@@ -282,10 +283,18 @@ class ClusterWorkflow(Repairs, Backups):
         old = self.memory.applied_spec
         if new is None or old is None:
             raise TaskFailed("the cluster was never created")
+        if new.mysql != old.mysql and workflow.patched("config-check"):
+            refused: str | None = await self._act(
+                ClusterActivities.config_errors,
+                ConfigInput(layout=self._layout_or_fail(), spec=new),
+            )
+            if refused:
+                self._keep_applied_spec(new, old)
+                raise TaskFailed(f"spec.mysql refused by the server, nothing changed: {refused}")
         if new.replicas > old.replicas:
             await self._scale_up(new)
         if new.mysql != old.mysql:
-            await self._rolling_restart(new)
+            await self._rolling_restart(new, old)
         if new.replicas < old.replicas:
             await self._scale_down(new)
         if new.health != old.health:
@@ -333,19 +342,42 @@ class ClusterWorkflow(Repairs, Backups):
         self._track_nodes(smaller)
         self._restart_watcher()
 
-    async def _rolling_restart(self, spec: MySQLClusterSpec) -> None:
+    async def _rolling_restart(self, spec: MySQLClusterSpec, last: MySQLClusterSpec) -> None:
         """New server options: rewrite every my.cnf, then restart one node at a time, the
-        current writer last, each back to Synced before the next."""
+        current writer last, each back to Synced before the next. A node that does not come
+        back with them goes back to the last options that worked, and the change stops."""
         layout = self._layout_or_fail()
         await self._reprovision(layout, spec)
         order = sorted(layout.nodes, key=lambda n: (n.name == self.memory.writer, n.ordinal))
+        alone = len(layout.nodes) == 1
         for node in order:
             await self._act(ClusterActivities.stop_node, StopInput(layout=layout, node=node.name))
-            await self._act(
-                ClusterActivities.start_node,
-                StartInput(layout=layout, node=node.name, bootstrap=len(layout.nodes) == 1),
-            )
-            await self._wait_synced(layout, node.name)
+            try:
+                await self._act(
+                    ClusterActivities.start_node,
+                    StartInput(layout=layout, node=node.name, bootstrap=alone),
+                )
+                await self._wait_synced(layout, node.name)
+            except ActivityError as error:
+                if not workflow.patched("config-rollback"):
+                    raise
+                cause = error.cause or error
+                await self._reprovision(layout, last)
+                self._keep_applied_spec(spec, spec.model_copy(update={"mysql": last.mysql}))
+                await self._act(
+                    ClusterActivities.start_node,
+                    StartInput(layout=layout, node=node.name, bootstrap=alone),
+                )
+                await self._wait_synced(layout, node.name)
+                raise TaskFailed(
+                    f"{node.name} did not come back with the new options ({cause}): it runs "
+                    "the last options that worked again, and the change stopped"
+                ) from None
+
+    def _keep_applied_spec(self, refused: MySQLClusterSpec, applied: MySQLClusterSpec) -> None:
+        """A refused change leaves the cluster's spec as last applied (unless a newer one came)."""
+        if self.spec == refused:
+            self.spec = applied
 
     async def _reprovision(self, layout: ClusterLayout, spec: MySQLClusterSpec) -> None:
         for node in layout.nodes:
@@ -425,12 +457,19 @@ class ClusterWorkflow(Repairs, Backups):
         return self.memory.layout
 
     async def _wait_synced(
-        self, layout: ClusterLayout, node: str, joining: bool = True
+        self,
+        layout: ClusterLayout,
+        node: str,
+        joining: bool = True,
+        timeout: timedelta | None = None,
     ) -> JoinInfo | None:
         """Until the node is Synced; how it joined (IST or SST, and why), when it did."""
+        waiting = WaitSyncedInput(layout=layout, node=node, joining=joining)
+        if timeout is not None:
+            waiting.timeout_seconds = timeout.total_seconds()
         seen: NodeObservation = await self._act(
             ClusterActivities.wait_synced,
-            WaitSyncedInput(layout=layout, node=node, joining=joining),
+            waiting,
             timeout=timedelta(minutes=20),
             heartbeat=timedelta(seconds=30),
         )

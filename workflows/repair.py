@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.search import CLUSTER_STATE, MANUAL_INTERVENTION
 
 REMEDIATIONS_KEPT = 20
+REJOIN_TIMEOUT = timedelta(minutes=2)  # a restarted partitioned node that cannot join by then
 
 Step = Callable[[], Awaitable[str | None]]  # one recorded step of a playbook action
 
@@ -83,7 +84,11 @@ class Repairs:
         ) -> Any: ...
 
         async def _wait_synced(
-            self, layout: ClusterLayout, node: str, joining: bool = ...
+            self,
+            layout: ClusterLayout,
+            node: str,
+            joining: bool = ...,
+            timeout: timedelta | None = ...,
         ) -> JoinInfo | None: ...
 
         async def _start_cluster(
@@ -116,6 +121,7 @@ class Repairs:
             timedelta(seconds=rules.hung_grace_seconds),
             rules.maintenance,
             self.memory.resumed_from,
+            timedelta(seconds=rules.partition_grace_seconds),
         )
         while fault is not None:
             playbook = PLAYBOOKS[fault.fault]
@@ -173,11 +179,13 @@ class Repairs:
 
     def _time_to_next_decision(self) -> timedelta | None:
         """Until a backoff or a hung node's grace period ends; None when nothing is pending."""
-        grace = timedelta(seconds=self.spec.remediation.hung_grace_seconds)
+        rules = self.spec.remediation
+        grace = timedelta(seconds=rules.hung_grace_seconds)
+        cut_off = timedelta(seconds=rules.partition_grace_seconds)
         moments = list(self.memory.retry_after.values())
         if workflow.now() < self.changed_at + self._settle():
             moments.append(self.changed_at + self._settle())
-        if (unknown := next_deadline(self.memory.nodes, grace)) is not None:
+        if (unknown := next_deadline(self.memory.nodes, grace, cut_off)) is not None:
             moments.append(unknown)
         if not moments or self.memory.manual:
             return None
@@ -306,6 +314,18 @@ class Repairs:
         async def reform() -> str | None:
             return await self._reform_primary(layout)
 
+        def rejoin(node: str) -> Step:
+            async def run() -> str | None:
+                # Cut off from the Primary component long past the grace period: a fresh
+                # start asks the group again. Its data is never touched, and if it still
+                # cannot reach the others it stays up, outside the load balancer.
+                await self._act(ClusterActivities.stop_node, StopInput(layout=layout, node=node))
+                await self._act(ClusterActivities.start_node, StartInput(layout=layout, node=node))
+                join = await self._wait_synced(layout, node, timeout=REJOIN_TIMEOUT)
+                return join.detail if join else None
+
+            return run
+
         if action is Action.RESTART_NODE:
             return [(node, restart(node)) for node in nodes]
         if action is Action.KILL_AND_RESTART_NODE:
@@ -316,6 +336,8 @@ class Repairs:
             return [(None, reform)]
         if action is Action.REPROVISION_NODE:
             return [(node, reprovision(node)) for node in nodes]
+        if action is Action.RESTART_RUNNING_NODE:
+            return [(node, rejoin(node)) for node in nodes]
         raise TaskFailed(f"no steps for {action.value}")
 
     def _join_during(self, node: str | None, since: datetime) -> JoinInfo | None:

@@ -20,6 +20,7 @@ import pymysql
 
 from activities.galera_log import Join, last_join
 from activities.local import backup, haproxy, mycnf
+from activities.local.config_check import server_config_errors
 from activities.local.paths import ClusterPaths, NodePaths, state_home
 from activities.local.ports import SlotPorts, allocate, release
 from activities.local.position import has_data, set_safe_to_bootstrap, stored_position
@@ -129,22 +130,7 @@ class LocalRuntime:
         paths.root.mkdir(parents=True, exist_ok=True)
         ordinal = layout.node(node).ordinal
         ports = self._slot(layout.cluster)
-        config = mycnf.NodeConfig(
-            cluster_name=f"{layout.cluster.namespace}.{layout.cluster.name}",
-            node_name=node,
-            ordinal=ordinal,
-            host=HOST,
-            port=ports.mysql(ordinal),
-            galera_port=ports.galera(ordinal),
-            ist_port=ports.ist(ordinal),
-            sst_port=ports.sst(ordinal),
-            peers=tuple(f"{HOST}:{ports.galera(n.ordinal)}" for n in layout.nodes),
-            datadir=str(paths.data),
-            socket=str(paths.socket),
-            pid_file=str(paths.pid),
-            error_log=str(paths.error_log),
-        )
-        _write_if_changed(paths.config, mycnf.render(config, spec))
+        _write_if_changed(paths.config, mycnf.render(self._node_config(layout, node), spec))
         agent = {
             "node": node,
             "workflow_id": cluster_workflow_id(layout.cluster.namespace, layout.cluster.name),
@@ -186,6 +172,30 @@ class LocalRuntime:
                 paths.data.rmdir()  # empty by the check above
             staging.rename(paths.data)
         paths.data.mkdir(exist_ok=True)
+
+    def _node_config(self, layout: ClusterLayout, node: str) -> mycnf.NodeConfig:
+        paths = self._node_paths(layout, node)
+        ordinal = layout.node(node).ordinal
+        ports = self._slot(layout.cluster)
+        return mycnf.NodeConfig(
+            cluster_name=f"{layout.cluster.namespace}.{layout.cluster.name}",
+            node_name=node,
+            ordinal=ordinal,
+            host=HOST,
+            port=ports.mysql(ordinal),
+            galera_port=ports.galera(ordinal),
+            ist_port=ports.ist(ordinal),
+            sst_port=ports.sst(ordinal),
+            peers=tuple(f"{HOST}:{ports.galera(n.ordinal)}" for n in layout.nodes),
+            datadir=str(paths.data),
+            socket=str(paths.socket),
+            pid_file=str(paths.pid),
+            error_log=str(paths.error_log),
+        )
+
+    def config_errors(self, layout: ClusterLayout, spec: MySQLClusterSpec) -> str | None:
+        node = layout.nodes[0].name
+        return server_config_errors(mycnf.render(self._node_config(layout, node), spec))
 
     def start_node(self, layout: ClusterLayout, node: str, bootstrap: bool) -> int:
         paths = self._node_paths(layout, node)

@@ -4,7 +4,12 @@ import pytest
 
 from activities.messages import NodePosition
 from activities.runtime import GaleraPosition
-from workflows.bootstrap import NoSafeBootstrap, choose_bootstrap, must_keep_aside
+from workflows.bootstrap import (
+    NoSafeBootstrap,
+    can_join_by_ist,
+    choose_bootstrap,
+    must_keep_aside,
+)
 
 UUID = "8f3b1c2e-0000-11ee-9a5b-000000000001"
 ORDINALS = {f"demo-{i}": i for i in range(5)}
@@ -73,3 +78,13 @@ def test_only_data_whose_position_cannot_be_read_is_kept_aside_before_a_start() 
     assert must_keep_aside(damaged) == "--wsrep-recover found no position"
     full = GaleraPosition(uuid="u", unreadable="InnoDB: ... Probably out of disk space")
     assert must_keep_aside(full) is None  # a new copy would not fit either: a human's fault
+    refused = GaleraPosition(
+        uuid="u", unreadable="--wsrep-recover found no position: mariadbd: unknown variable 'x=1'"
+    )
+    assert must_keep_aside(refused) is None  # its configuration is broken, not its data
+
+
+def test_joiners_of_the_same_history_can_take_an_ist_together() -> None:
+    other = "8f3b1c2e-0000-11ee-9a5b-0000000000ff"
+    positions = [pos(0, 10), pos(1, 9), pos(2, empty=True), pos(3, 4, uuid=other), pos(4, -1)]
+    assert can_join_by_ist(positions, "demo-0") == ["demo-1"]

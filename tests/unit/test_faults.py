@@ -147,3 +147,57 @@ def test_storage_errors_an_operator_resumed_from_are_repaired_not_paused_again()
     worse = nodes(GREEN, DISK_FULL, DISK_FULL)  # a new node with the same words is news
     news = diagnose(worse, True, NOW, GRACE, resumed_from=paused.evidence)
     assert news is not None and news.fault is FaultClass.STORAGE_ERROR
+
+
+CUT_OFF = (
+    NodeState.YELLOW,
+    NodeFacts(
+        process_alive=True,
+        reachable=True,
+        wsrep_state="Initialized",
+        wsrep_cluster_status="non-Primary",
+        cluster_size=1,
+    ),
+)
+MAJORITY = (GREEN[0], GREEN[1].model_copy(update={"cluster_size": 2}))
+
+
+def test_a_partitioned_node_is_left_to_heal_within_its_grace_period() -> None:
+    seen = nodes(MAJORITY, CUT_OFF, MAJORITY, age=30)
+    grace = timedelta(seconds=120)
+    assert diagnose(seen, True, NOW, GRACE, partition_grace=grace) is None
+    assert next_deadline(seen, GRACE, grace) == NOW + timedelta(seconds=90)  # then look again
+    later = diagnose(seen, True, NOW + timedelta(seconds=90), GRACE, partition_grace=grace)
+    assert later is not None and later.fault is FaultClass.NODE_PARTITIONED
+    assert later.nodes == ("n-1",)
+    # The record names both views: the node's own and the majority's.
+    assert later.evidence.startswith(
+        "n-1 sees a non-Primary component of 1 while n-0, n-2 form the Primary component of 2"
+    )
+
+
+def test_a_partitioned_node_is_never_reprovisioned() -> None:
+    playbook = PLAYBOOKS[FaultClass.NODE_PARTITIONED]
+    assert playbook.action is Action.RESTART_RUNNING_NODE
+    assert playbook.escalate_to is None  # used-up restarts go to a human, not to a new copy
+
+
+def test_no_primary_anywhere_is_quorum_lost_not_partitions() -> None:
+    alone = CUT_OFF
+    found = diagnose(nodes(alone, alone, alone), False, NOW, GRACE)
+    assert found is not None and found.fault is FaultClass.QUORUM_LOST
+
+
+@pytest.mark.parametrize(
+    "detail",
+    [
+        "configuration refused by the server: mariadbd: unknown variable 'foo=1'",
+        "exit status 1; errors: Unknown suffix 'l' used for variable 'max_connections' "
+        "(value 'lots'). Legal suffix characters are: K, M, G, T, P, E",
+    ],
+)
+def test_a_configuration_the_server_refuses_goes_to_a_human(detail: str) -> None:
+    facts = NodeFacts(process_alive=False, exit_kind=ExitKind.UNCLEAN, exit_detail=detail)
+    found = diagnose(nodes(GREEN, (NodeState.RED_UNCLEAN, facts), GREEN), True, NOW, GRACE)
+    assert found is not None and found.fault is FaultClass.CONFIG_ERROR
+    assert PLAYBOOKS[FaultClass.CONFIG_ERROR].action is Action.MANUAL_INTERVENTION

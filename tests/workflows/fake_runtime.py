@@ -59,6 +59,9 @@ class FakeRuntime:
     non_primary: set[str] = field(default_factory=set)  # alive, outside any Primary component
     desynced: set[str] = field(default_factory=set)  # wsrep_desync=ON
     backup_fails: bool = False  # the backup tool fails midway
+    refused_options: set[str] = field(default_factory=set)  # the server's check refuses them
+    crashing_options: set[str] = field(default_factory=set)  # pass the check, abort the start
+    configs: dict[str, MySQLClusterSpec] = field(default_factory=dict)  # last provisioned
     free: int = 10 << 30  # bytes free beside every node's data
     backups_home: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="fake-bk-")))
     _pids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
@@ -78,8 +81,13 @@ class FakeRuntime:
         self, layout: ClusterLayout, node: str, spec: MySQLClusterSpec, bootstrap_candidate: bool
     ) -> None:
         self.calls.append(("provision", node, bootstrap_candidate))
+        self.configs[node] = spec
         if bootstrap_candidate:
             self.nodes[node].has_data = True
+
+    def config_errors(self, layout: ClusterLayout, spec: MySQLClusterSpec) -> str | None:
+        refused = sorted(self.refused_options & set(spec.mysql.config))
+        return f"mariadbd: unknown variable '{refused[0]}=1'" if refused else None
 
     def start_node(self, layout: ClusterLayout, node: str, bootstrap: bool) -> int:
         if node == self.gated_node:
@@ -87,10 +95,12 @@ class FakeRuntime:
         state = self.nodes[node]
         if not state.running:
             self.calls.append(("start", node, bootstrap))
-            if node in self.failing:
+            options = self.configs[node].mysql.config if node in self.configs else {}
+            if node in self.failing or self.crashing_options & set(options):
                 state.exit_kind, state.exit_detail = ExitKind.UNCLEAN, "exit status 1"
                 raise NodeFailed(f"mariadbd on {node} exited at start")
             state.join = None
+            self.non_primary.discard(node)  # a fresh start finds its peers again
             if not bootstrap:
                 method = JoinMethod.IST if state.has_data else JoinMethod.SST
                 state.join = Join(method, f"{method.value} (fake)")

@@ -9,8 +9,9 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
-from api.cluster import ClusterStatus, NodeFacts
+from api.cluster import ClusterStatus, MySQLClusterSpec, NodeFacts
 from api.messages import (
+    QUERY_SPEC,
     SIGNAL_NODE_REPORT,
     UPDATE_APPLY_SPEC,
     UPDATE_DELETE,
@@ -218,3 +219,47 @@ async def test_continue_as_new_carries_state_and_loses_no_signal() -> None:
             assert any(t.to_state == "Running" for t in after.transitions)
     finally:
         await env.shutdown()
+
+
+def with_options(**options: object) -> MySQLClusterSpec:
+    spec = spec_with(3)
+    return spec.model_copy(update={"mysql": spec.mysql.model_copy(update={"config": options})})
+
+
+async def test_options_the_server_refuses_change_nothing(harness: Harness) -> None:
+    handle = await harness.start()
+    await until(handle, green_and_idle)
+    harness.runtime.refused_options.add("max_connections")
+    before = len(harness.runtime.calls)
+    await handle.execute_update(
+        UPDATE_APPLY_SPEC,
+        ApplySpecRequest(spec=with_options(max_connections=500)),
+        result_type=CommandResult,
+    )
+    done = await until(handle, lambda s: "refused by the server" in s.message and green_and_idle(s))
+    assert "unknown variable 'max_connections=1'" in done.message  # the server's own words
+    touched = [c for c in harness.runtime.calls[before:] if c[0] in ("provision", "stop", "start")]
+    assert touched == []  # no my.cnf rewritten, no node restarted
+    assert await handle.query(QUERY_SPEC, result_type=MySQLClusterSpec) == spec_with(3)
+
+
+async def test_a_node_that_fails_with_new_options_goes_back_and_the_change_stops(
+    harness: Harness,
+) -> None:
+    handle = await harness.start()
+    await until(handle, green_and_idle)
+    harness.runtime.crashing_options.add("max_connections")
+    before = len(harness.runtime.calls)
+    await handle.execute_update(
+        UPDATE_APPLY_SPEC,
+        ApplySpecRequest(spec=with_options(max_connections=500)),
+        result_type=CommandResult,
+    )
+    done = await until(handle, lambda s: "did not come back" in s.message and green_and_idle(s))
+    calls = harness.runtime.calls[before:]
+    stopped = [c[1] for c in calls if c[0] == "stop"]
+    assert len(stopped) == 1  # the first node only: the change stopped there
+    assert all(not spec.mysql.config for spec in harness.runtime.configs.values())  # rolled back
+    assert not done.remediations  # not a crash to repair: no restart loop, no SST, nothing aside
+    assert ("set-aside", stopped[0]) not in calls
+    assert await handle.query(QUERY_SPEC, result_type=MySQLClusterSpec) == spec_with(3)

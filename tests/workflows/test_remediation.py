@@ -289,3 +289,55 @@ async def test_a_refused_forced_bootstrap_leaves_running_nodes_alone(harness: Ha
     )
     assert not [c for c in harness.runtime.calls[calls:] if c[0] in ("stop", "start", "set-aside")]
     assert harness.runtime.nodes[survivor].running
+
+
+async def test_a_node_whose_server_refuses_its_configuration_goes_to_a_human_at_once(
+    harness: Harness,
+) -> None:
+    handle = await harness.start(remediation=FAST)
+    ready = await until(handle, green_and_idle)
+    victim = ready.nodes[1].name
+    starts = len([c for c in harness.runtime.calls if c[0] == "start"])
+    refusal = "configuration refused by the server: mariadbd: unknown variable 'foo=1'"
+    harness.runtime.crash(victim, detail=refusal)
+    paused = await until(handle, lambda s: s.manual_intervention is not None)
+    assert paused.manual_intervention is not None
+    assert paused.manual_intervention.fault is FaultClass.CONFIG_ERROR
+    assert paused.manual_intervention.evidence.startswith(refusal)  # the error line first
+    assert len([c for c in harness.runtime.calls if c[0] == "start"]) == starts  # no restart
+    assert not paused.remediations and ("set-aside", victim) not in harness.runtime.calls
+
+
+async def test_a_partition_that_heals_within_its_grace_needs_no_repair(harness: Harness) -> None:
+    handle = await harness.start(remediation={**FAST, "partitionGraceSeconds": 10})
+    ready = await until(handle, green_and_idle)
+    victim = ready.nodes[1].name
+    harness.runtime.non_primary.add(victim)
+    cut = await until(handle, lambda s: s.nodes[1].state is NodeState.YELLOW)
+    assert "not in the Primary component" in cut.nodes[1].reason
+    await asyncio.sleep(3)
+    harness.runtime.non_primary.discard(victim)  # the network heals: it rejoins by itself
+    healed = await until(handle, green_and_idle)
+    assert not healed.remediations
+    assert not [
+        c for c in harness.runtime.calls if c[:2] in (("stop", victim), ("set-aside", victim))
+    ]
+
+
+async def test_a_node_cut_off_past_its_grace_is_restarted_never_reprovisioned(
+    harness: Harness,
+) -> None:
+    handle = await harness.start(remediation={**FAST, "partitionGraceSeconds": 10})
+    ready = await until(handle, green_and_idle)
+    victim = ready.nodes[2].name
+    harness.runtime.non_primary.add(victim)
+    healed = await until(handle, lambda s: green_and_idle(s) and bool(s.remediations), 40)
+    record = healed.remediations[-1]
+    assert (record.fault, record.nodes, record.outcome) == (
+        FaultClass.NODE_PARTITIONED,
+        [victim],
+        Outcome.SUCCEEDED,
+    )
+    assert record.evidence.startswith(f"{victim} sees a non-Primary component")
+    assert ("stop", victim, "graceful") in harness.runtime.calls
+    assert ("set-aside", victim) not in harness.runtime.calls
