@@ -16,6 +16,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from activities.local.config_check import spec_config_errors
 from activities.local.runtime import LocalRuntime
 from activities.users import APP_SECRET, APP_USER
 from api.backup import MySQLBackup, MySQLRestore
@@ -71,9 +72,14 @@ def load_resources(path: Path) -> list[Resource]:
         if document.get("status") is not None:
             raise UsageError(f"{path}: status is written by mysqlops, not applied")
         try:
-            resources.append(KINDS[kind].model_validate(document))
+            resource = KINDS[kind].model_validate(document)
         except ValidationError as error:
             raise UsageError(_explain(path, kind, error)) from None
+        if isinstance(resource, MySQLCluster) and (refused := spec_config_errors(resource.spec)):
+            raise UsageError(
+                f"{path}: invalid {kind}: spec.mysql.config: the server refuses it: {refused}"
+            )
+        resources.append(resource)
     return resources
 
 

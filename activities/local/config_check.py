@@ -8,9 +8,13 @@ about what it adjusts (out-of-range numbers, unknown booleans read as OFF): thos
 here (api/mysql_options.py refuses them in the spec).
 """
 
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+
+from activities.local import mycnf
+from api.cluster import MySQLClusterSpec
 
 _TAGGED = ("[Warning]", "[Note]")
 
@@ -45,3 +49,27 @@ def server_config_errors(mycnf_text: str, timeout: float = 30) -> str | None:
     if not errors and result.returncode != 0:
         errors.append(f"mariadbd --help exited with status {result.returncode}")
     return " | ".join(errors) or None
+
+
+def spec_config_errors(spec: MySQLClusterSpec) -> str | None:
+    """The server's objections to the my.cnf a node of `spec` would get, checked on this
+    machine before a change is sent (the workflow checks again before any restart); None when
+    it has no objection or no mariadbd is installed here to ask."""
+    if shutil.which("mariadbd") is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="mysqlops-spec-") as scratch:
+        node = mycnf.NodeConfig(
+            cluster_name="default.check",
+            node_name="check-0",
+            host="127.0.0.1",
+            port=3306,
+            galera_port=4567,
+            ist_port=4568,
+            sst_port=4444,
+            peers=("127.0.0.1:4567",),
+            datadir=f"{scratch}/data",
+            socket=f"{scratch}/mariadbd.sock",
+            pid_file=f"{scratch}/mariadbd.pid",
+            error_log=f"{scratch}/error.log",
+        )
+        return server_config_errors(mycnf.render(node, spec))

@@ -54,6 +54,10 @@ def run_apply(tmp_path: Path, path: Path) -> subprocess.CompletedProcess[str]:
             GOOD + "  mysql:\n    config:\n      max_connections: lots\n",
             "spec.mysql.config: max_connections: 'lots' is not an integer",
         ),
+        (  # well-formed, but the server refuses it (the default character set is latin1)
+            GOOD + "  mysql:\n    config:\n      collation_server: utf8mb4_general_ci\n",
+            "the server refuses it: COLLATION 'utf8mb4_general_ci' is not valid for CHARACTER SET",
+        ),
         ("kind: MySQLCluster\nspec: [unclosed\n", "not valid YAML"),
         (None, "cannot read"),  # missing file
         (GOOD.replace("kind: MySQLCluster", "kind: Deployment"), "kind 'Deployment'"),
@@ -71,6 +75,7 @@ def run_apply(tmp_path: Path, path: Path) -> subprocess.CompletedProcess[str]:
         "size",
         "managed",
         "bad-value",
+        "server-refuses",
         "yaml",
         "missing",
         "kind",
