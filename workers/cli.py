@@ -86,6 +86,9 @@ def print_status(current: ClusterStatus) -> None:
             f"pid={node.pid or '-':<8} wsrep={facts.wsrep_state or '-'}/"
             f"{facts.wsrep_cluster_status or '-'}  {node.reason}"
         )
+        if node.last_join is not None and node.last_join.at is not None:
+            join = node.last_join
+            print(f"    last joined {join.at:%Y-%m-%d %H:%M:%S} by {join.detail}")
     if current.current_task:
         print(f"task     {current.current_task.id} running")
     for task in current.queued_tasks:
@@ -102,6 +105,8 @@ def print_status(current: ClusterStatus) -> None:
             f"repair   {record.id} {record.fault.value} {','.join(record.nodes)} "
             f"attempt {record.attempt}: {record.outcome.value}"
         )
+        for joined in [action.join for action in record.actions if action.join]:
+            print(f"           {joined.detail}")
     for taken in current.backups[-3:]:
         size = f"{taken.size_bytes / 2**20:.1f} MiB" if taken.size_bytes else ""
         done = f"{taken.progress_bytes / 2**20:.0f} MiB streamed" if taken.progress_bytes else ""
