@@ -21,18 +21,21 @@ from temporalio.client import WorkflowHandle
 from api.backup import BackupRequest, BackupTrigger, RestoreRequest
 from api.cluster import MySQLClusterSpec, NodeFacts
 from api.messages import (
+    QUERY_SPEC,
     SIGNAL_NODE_REPORT,
     SIGNAL_SCHEDULED_BACKUP,
     UPDATE_APPLY_SPEC,
     UPDATE_BACKUP,
     UPDATE_DELETE,
     UPDATE_RESTORE,
+    UPDATE_RESUME,
     UPDATE_START,
     UPDATE_STOP,
     ApplySpecRequest,
     LifecycleRequest,
     NodeReport,
 )
+from api.remediation import ResumeRequest
 from api.states import ExitKind, NodeState
 from tests.conftest import start_temporal
 from tests.workflows.harness import (
@@ -108,9 +111,44 @@ async def backups(h: Harness) -> Handle:
     return handle
 
 
+async def rejoins(h: Harness) -> Handle:
+    """Repairs that rejoin by IST: a crash, the whole cluster down (IST joins together), a node
+    cut off past its grace; options the server refuses, a rolling start that goes back, a
+    broken my.cnf handed to a human and resumed."""
+    fast = {"backoffSeconds": 0.5, "hungGraceSeconds": 2, "partitionGraceSeconds": 10}
+    handle = await h.start(remediation=fast)
+    ready = await until(handle, green_and_idle)
+    names = [n.name for n in ready.nodes]
+    h.runtime.crash(names[2], detail="killed by SIGKILL")
+    await until(handle, lambda s: green_and_idle(s) and len(s.remediations) == 1)
+    for name in names:
+        h.runtime.crash(name)
+    await until(handle, lambda s: green_and_idle(s) and len(s.remediations) == 2, 60)
+    h.runtime.non_primary.add(names[1])
+    await until(handle, lambda s: green_and_idle(s) and len(s.remediations) == 3, 60)
+    spec = (await handle.query(QUERY_SPEC, result_type=MySQLClusterSpec)).model_copy(deep=True)
+    spec.mysql.config["max_connections"] = 500
+    h.runtime.refused_options.add("max_connections")
+    await handle.execute_update(UPDATE_APPLY_SPEC, ApplySpecRequest(spec=spec))
+    await until(handle, lambda s: "refused by the server" in s.message and green_and_idle(s))
+    h.runtime.refused_options.clear()
+    h.runtime.crashing_options.add("max_connections")
+    await handle.execute_update(UPDATE_APPLY_SPEC, ApplySpecRequest(spec=spec))
+    await until(handle, lambda s: "did not come back" in s.message and green_and_idle(s))
+    refusal = "configuration refused by the server: mariadbd: unknown variable 'foo=1'"
+    h.runtime.crash(names[0], detail=refusal)
+    await until(handle, lambda s: s.manual_intervention is not None)
+    await handle.execute_update(UPDATE_RESUME, ResumeRequest(reason="my.cnf fixed"))
+    await until(handle, lambda s: green_and_idle(s) and s.manual_intervention is None, 60)
+    await handle.execute_update(UPDATE_DELETE, LifecycleRequest(reason="record"))
+    await handle.result()
+    return handle
+
+
 SCENARIOS: dict[str, Callable[[Harness], Awaitable[Handle]]] = {
     "lifecycle": lifecycle,
     "backups": backups,
+    "rejoins": rejoins,
 }
 
 
