@@ -1,6 +1,6 @@
 """The fault kinds, and one fault injected and measured from the outside: the status the
-workflow answers, HAProxy's writer backend, the writer's acknowledgements and the victims'
-error logs.
+workflow answers, HAProxy's writer backend, the writer's acknowledgements and every node's
+error log (each state transfer a node received during the fault, victim or not).
 
     kill              SIGKILL of one random node
     stop              SIGTERM of one random node
@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import os
 import random
+import re
 import signal
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from typing import Any
 from activities.galera_log import last_join
 from activities.local.process import alive, cmdline
 from api.cluster import ClusterStatus
+from api.remediation import Action, RemediationRecord
 from api.states import ClusterState, NodeState
 from workers.chaos.cluster import LocalCluster
 from workers.chaos.netfault import CutNode, NetFault
@@ -48,6 +50,36 @@ class Rejoin:
     node: str
     method: str | None  # "IST", "SST", or None: no state transfer in its log
     detail: str
+    on_purpose: bool = False  # a repair set the node's data aside to have it copied anew
+
+
+# Each state transfer a joiner asks for starts with this line (activities/galera_log.py).
+_TRANSFER = re.compile(r"State transfer required:")
+# Repairs that give a node a fresh data directory, so that its SST is what they asked for.
+_FRESH_COPY = (Action.REPROVISION_NODE, Action.BOOTSTRAP_FROM_NODE)
+
+
+def joins_in(log_text: str) -> list[tuple[str, str]]:
+    """Every state transfer the log shows, oldest first: (method, detail). A node may join
+    more than once during one fault (a failed join, then a repair)."""
+    starts = [m.start() for m in _TRANSFER.finditer(log_text)]
+    found = []
+    for start, end in zip(starts, [*starts[1:], len(log_text)], strict=False):
+        join = last_join(log_text[start:end])
+        if join is not None:
+            found.append((join.method.value, join.detail))
+    return found
+
+
+def fresh_copies(records: list[RemediationRecord]) -> set[str]:
+    """Nodes whose data directory these repairs moved aside: their SST was asked for."""
+    return {
+        a.node
+        for r in records
+        for a in r.actions
+        if a.node is not None
+        and (a.action in _FRESH_COPY or "old data directory kept at" in a.detail)
+    }
 
 
 @dataclass
@@ -87,7 +119,8 @@ class FaultResult:
             "writeErrors": self.errors,
             "longestStallSeconds": _rounded(self.stall),
             "rejoins": [
-                {"node": r.node, "method": r.method, "detail": r.detail} for r in self.rejoins
+                {"node": r.node, "method": r.method, "detail": r.detail, "onPurpose": r.on_purpose}
+                for r in self.rejoins
             ],
             "repairs": self.repairs,
             "manualIntervention": self.manual,
@@ -166,7 +199,7 @@ async def inject(
     victims = choose_victims(kind, names, routed_writer, rng)
     result = FaultResult(number, kind, victims, routed_writer)
     old_pids = {n.name: n.pid for n in before.nodes if n.name in victims}
-    offsets = {v: cluster.log_size(v) for v in victims}
+    offsets = {n: cluster.log_size(n) for n in names}  # every node: others may rejoin too
     repairs_before = {r.id for r in before.remediations}  # the status keeps the last ones
     partition = kind in PARTITIONS
     if partition and net is None:
@@ -237,14 +270,14 @@ async def inject(
     result.ended_at = datetime.now().astimezone()
     result.errors = writer.errors_between(started, ended)
     result.stall = writer.longest_stall(started, ended)
-    result.repairs = [
-        f"{r.fault}:{r.outcome}" for r in status.remediations if r.id not in repairs_before
-    ]
-    for victim in victims:
-        join = last_join(cluster.log_since(victim, offsets[victim]))
-        result.rejoins.append(
-            Rejoin(victim, join.method.value, join.detail)
-            if join
-            else Rejoin(victim, None, "no state transfer in its log")
-        )
+    new_repairs = [r for r in status.remediations if r.id not in repairs_before]
+    result.repairs = [f"{r.fault}:{r.outcome}" for r in new_repairs]
+    asked = fresh_copies(new_repairs)
+    for node in [*victims, *(n for n in names if n not in victims)]:  # victims first
+        joins = joins_in(cluster.log_since(node, offsets[node]))
+        if not joins and node in victims:
+            result.rejoins.append(Rejoin(node, None, "no state transfer in its log"))
+        for method, detail in joins:
+            on_purpose = method == "SST" and node in asked
+            result.rejoins.append(Rejoin(node, method, detail, on_purpose))
     return result
