@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import os
 import random
 import signal
@@ -12,6 +13,7 @@ import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pymysql
 import pytest_asyncio
 
 from activities.local.paths import ClusterPaths
@@ -110,3 +112,34 @@ async def test_temporal_killed_in_the_middle_of_a_repair_resumes_it_once(
     assert stopped.returncode == 0, stopped.stderr
     for entry in healed["nodes"]:
         assert not alive(entry["pid"]), f"{entry['name']} still runs after down"
+
+    # `up` after `down`: the cluster comes back from its nodes' positions, in the same
+    # history (the state UUID its nodes stored at shutdown), and nobody needs a full copy.
+    paths = ClusterPaths.of(home, "default", "st")
+    stored = {
+        line.split(":", 1)[1].strip()
+        for n in healed["nodes"]
+        for line in paths.node(n["name"]).grastate.read_text().splitlines()
+        if line.startswith("uuid:")
+    }
+    assert len(stored) == 1
+    offsets = {n["name"]: paths.node(n["name"]).error_log.stat().st_size for n in healed["nodes"]}
+    back = await mysqlops(stack, "up", "-f", str(resource), "--timeout", "300")
+    assert back.returncode == 0, back.stderr
+    after = await until(stack, lambda s: s["state"] == "Green" and not s["currentTask"], 120)
+    for entry in after["nodes"]:
+        with open(paths.node(entry["name"]).error_log, "rb") as text:
+            text.seek(offsets[entry["name"]])
+            since = text.read().decode(errors="replace")
+        assert "Proceeding with SST" not in since, entry["name"]
+    info = await mysqlops(stack, "connect", "st", "--json")
+    assert info.returncode == 0, info.stderr
+    c = json.loads(info.stdout)
+    with (
+        pymysql.connect(
+            host=c["host"], port=c["port"], user=c["user"], password=c["password"]
+        ) as conn,
+        conn.cursor() as cur,
+    ):
+        cur.execute("SHOW GLOBAL STATUS LIKE 'wsrep_cluster_state_uuid'")
+        assert cur.fetchone() == ("wsrep_cluster_state_uuid", stored.pop())
