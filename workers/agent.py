@@ -41,7 +41,7 @@ from activities.local.process import (
     read_pid,
     write_json,
 )
-from activities.probe import Target, probe
+from activities.probe import Prober, Target
 from api.cluster import NodeFacts
 from api.messages import SIGNAL_NODE_REPORT, NodeReport
 from api.states import ExitKind
@@ -218,7 +218,7 @@ async def supervise(config: AgentConfig, paths: NodePaths, bootstrap: bool) -> i
     }
     write_json(state_file, {**run, "running": True})
     log.info("supervising", pid=mariadbd.pid, bootstrap=bootstrap)
-    target = Target(user=config.os_user, unix_socket=config.socket)
+    prober = Prober(Target(user=config.os_user, unix_socket=config.socket), timeout=1.0)
     sequence = 0
     last: tuple[object, ...] | None = None
     stopping = asyncio.Event()
@@ -227,7 +227,7 @@ async def supervise(config: AgentConfig, paths: NodePaths, bootstrap: bool) -> i
     while True:
         ended = mariadbd.exited()
         if ended is None:
-            facts = await asyncio.to_thread(probe, target, 1.0)
+            facts = await asyncio.to_thread(prober)
             facts.process_alive = True
         else:
             facts = NodeFacts(process_alive=False, exit_kind=ended[0], exit_detail=ended[1])
@@ -261,6 +261,7 @@ async def supervise(config: AgentConfig, paths: NodePaths, bootstrap: bool) -> i
             return 0
         await asyncio.sleep(PROBE_INTERVAL)
     server.close()
+    prober.close()
     await _mark_down(config)
     write_json(
         state_file,
