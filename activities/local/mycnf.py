@@ -14,9 +14,17 @@ SST_METHOD = "mariabackup"
 # (suspect 5 s, join messages resent every 1 s) make that 6 s or more; these make it about
 # 2.5 s. Four keepalives may be missed before a suspicion, so a busy 2-core machine is not
 # suspected (bench/faults.py counts suspicions of live nodes).
+# The install timeout must leave room above the suspect timeout: a survivor may hear a dead
+# member's last message only when the membership round starts (a leave, or messages relayed
+# by the other survivor), and suspects it up to 2.5 s later. If the round's install timer
+# expires first, each survivor declares the other inactive (their join messages disagree) and
+# both end non-Primary for good: Galera re-forms a Primary only with every member of the last
+# one. Left unset it is half the inactive timeout, 2 s, the suspect timeout itself (Galera's
+# defaults: 7.5 s against 5 s); set to the most Galera allows, the inactive timeout.
 EVS_OPTIONS = (
     "evs.suspect_timeout=PT2S",
     "evs.inactive_timeout=PT4S",
+    "evs.install_timeout=PT4S",
     "evs.keepalive_period=PT0.5S",
     "evs.inactive_check_period=PT0.5S",
     "evs.join_retrans_period=PT0.5S",
