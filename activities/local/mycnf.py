@@ -10,23 +10,26 @@ GALERA_PROVIDER = "/usr/lib/galera/libgalera_smm.so"
 SST_METHOD = "mariabackup"
 
 # Group-communication timeouts. A commit needs every member of the group view, so a dead node
-# stalls writes until the survivors suspect it and install a view without it. Galera's defaults
-# (suspect 5 s, join messages resent every 1 s) make that 6 s or more; these make it about
-# 2.5 s. Four keepalives may be missed before a suspicion, so a busy 2-core machine is not
-# suspected (bench/faults.py counts suspicions of live nodes).
+# (or one cut off by the network) stalls writes until the survivors suspect it and install a
+# view without it, and a cut-off writer leaves the load balancer only once it sees itself
+# outside the Primary component. Galera's defaults (suspect 5 s, checked every 1 s, join
+# messages resent every 1 s) make that 6 s or more; these make it about 2 s (bench/faults.py).
+# Galera's rule keepalive <= inactivity check <= suspect <= inactive holds, and six keepalives
+# may be missed before a suspicion, so a busy 2-core machine is not taken for a dead one
+# (bench/faults.py counts suspicions of live nodes).
 # The install timeout must leave room above the suspect timeout: a survivor may hear a dead
 # member's last message only when the membership round starts (a leave, or messages relayed
-# by the other survivor), and suspects it up to 2.5 s later. If the round's install timer
+# by the other survivor), and suspects it up to 1.75 s later. If the round's install timer
 # expires first, each survivor declares the other inactive (their join messages disagree) and
 # both end non-Primary for good: Galera re-forms a Primary only with every member of the last
 # one. Left unset it is half the inactive timeout, 2 s, the suspect timeout itself (Galera's
 # defaults: 7.5 s against 5 s); set to the most Galera allows, the inactive timeout.
 EVS_OPTIONS = (
-    "evs.suspect_timeout=PT2S",
+    "evs.suspect_timeout=PT1.5S",
     "evs.inactive_timeout=PT4S",
     "evs.install_timeout=PT4S",
-    "evs.keepalive_period=PT0.5S",
-    "evs.inactive_check_period=PT0.5S",
+    "evs.keepalive_period=PT0.25S",
+    "evs.inactive_check_period=PT0.25S",
     "evs.join_retrans_period=PT0.5S",
 )
 
