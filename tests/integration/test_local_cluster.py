@@ -429,7 +429,9 @@ async def test_a_node_with_a_damaged_data_dir_rejoins_with_its_old_data_kept(
     assert [(r["fault"], r["outcome"]) for r in new] == [("NodeCrashed", "Succeeded")], new
     detail = new[0]["actions"][-1]["detail"]
     assert "--wsrep-recover found no position" in detail  # why, in the record
-    kept = Path(detail.split("kept at ", 1)[1])
+    kept = Path(detail.split("kept at ", 1)[1].split("; ", 1)[0])
+    join = new[0]["actions"][-1]["join"]  # a new copy, and the record says why
+    assert join["method"] == "SST" and "no committed position" in join["detail"], join
     assert (kept / "ibdata1").read_bytes()[: len(garbage)] == garbage  # moved aside, not lost
     c = credentials
     fresh = node(healed, victim["name"])
