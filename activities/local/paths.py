@@ -87,6 +87,10 @@ class NodePaths:
         return self.root / "wsrep-recover.log"
 
     @property
+    def recovered_position(self) -> Path:
+        return self.root / "recovered-position.json"
+
+    @property
     def pid(self) -> Path:
         return self.root / "mariadbd.pid"
 

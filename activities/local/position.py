@@ -2,6 +2,8 @@
 start arguments that carry it, so that a restarted node asks for the writes it missed (IST)
 instead of a full copy, and a bootstrap keeps the cluster's history (its state UUID)."""
 
+import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -36,12 +38,19 @@ def read_grastate(path: Path) -> GaleraPosition:
 
 def stored_position(paths: NodePaths) -> GaleraPosition:
     """grastate.dat; after an unclean stop (seqno -1 there) `mariadbd --wsrep-recover`, which
-    reads the position InnoDB committed. The node must not be running."""
+    reads the position InnoDB committed. The node must not be running.
+
+    A recovered position is remembered beside the data (`recovered-position.json`) for as long
+    as the same data directory has not run since: the workflow reads positions to choose what
+    to do, then the node's agent needs the same one to start it, and a recovery replays
+    InnoDB's redo log, which after heavy writes takes a second or more."""
     if not has_data(paths.data):
         return GaleraPosition(empty=True)
     position = read_grastate(paths.grastate)
     if position.seqno != -1:
         return position
+    if (remembered := _remembered(paths)) is not None:
+        return remembered
     paths.socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a recovery binds it
     result = subprocess.run(
         [
@@ -64,9 +73,40 @@ def stored_position(paths: NodePaths) -> GaleraPosition:
             update={"unreadable": f"--wsrep-recover found no position: {errors}"}
         )
     uuid, seqno = found[-1]
-    return GaleraPosition(
+    recovered = GaleraPosition(
         uuid=uuid, seqno=int(seqno), safe_to_bootstrap=position.safe_to_bootstrap, recovered=True
     )
+    _remember(paths, recovered)
+    return recovered
+
+
+def _data_identity(paths: NodePaths) -> list[object]:
+    """What changes when the data directory runs or is replaced: its inode, the position in
+    grastate.dat (marking it safe to bootstrap does not count), and the time of the error log,
+    which every run writes."""
+    try:
+        logged = paths.error_log.stat().st_mtime_ns
+    except OSError:
+        logged = 0
+    stated = read_grastate(paths.grastate)
+    return [os.stat(paths.data).st_ino, stated.uuid, stated.seqno, logged]
+
+
+def _remember(paths: NodePaths, position: GaleraPosition) -> None:
+    record = {"identity": _data_identity(paths), "position": position.model_dump(mode="json")}
+    tmp = paths.recovered_position.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record))
+    tmp.replace(paths.recovered_position)
+
+
+def _remembered(paths: NodePaths) -> GaleraPosition | None:
+    try:
+        record = json.loads(paths.recovered_position.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("identity") != _data_identity(paths):
+        return None
+    return GaleraPosition.model_validate(record.get("position"))
 
 
 def start_arguments(position: GaleraPosition) -> list[str]:
