@@ -11,7 +11,11 @@ uuid:seqno`) and start the node with `--wsrep-start-position=uuid:seqno`, so it 
 writes it missed (IST). After a whole-cluster crash they recover every node's position, set
 `safe_to_bootstrap: 1` on the most advanced one and bootstrap it with `--wsrep-new-cluster
 --wsrep-start-position=...` (the cluster keeps its state UUID), then start the others with
-their own positions, one at a time.
+their own positions. Each node is its own machine to a DBA: the positions are recovered on all
+of them at once, and the joiners, which only need an IST, are started together. When two of
+three crash, the survivor loses quorum: they recover the two positions, make the survivor a
+Primary component again (`SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'`) once it says
+non-Primary, and start the two together from their positions.
 """
 
 import getpass
@@ -21,11 +25,14 @@ import signal
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pymysql
 
+from activities.galera_log import NO_STATE
 from activities.local.paths import NodePaths
+from activities.local.position import read_grastate
 from activities.local.runtime import LocalRuntime
 from activities.runtime import ClusterLayout, ClusterRef
 from api.cluster import MySQLClusterSpec
@@ -36,21 +43,27 @@ MANUAL_POLL = 0.1  # seconds between two wsrep_local_state_comment reads
 RECOVERED = re.compile(r"WSREP: Recovered position: ([0-9a-f-]{36}:-?\d+)")
 
 
-def local_state(socket: Path) -> str | None:
-    """wsrep_local_state_comment over the node's unix socket; None while it does not answer."""
+def status_value(socket: Path, name: str) -> str | None:
+    """One global status variable over the node's unix socket; None while it does not
+    answer."""
     try:
         conn = pymysql.connect(unix_socket=str(socket), user=getpass.getuser(), connect_timeout=1)
     except pymysql.err.MySQLError:
         return None
     try:
         with conn.cursor() as cursor:
-            cursor.execute("SHOW STATUS LIKE 'wsrep_local_state_comment'")
+            cursor.execute("SHOW STATUS LIKE %s", (name,))
             row = cursor.fetchone()
         return str(row[1]) if row else None
     except pymysql.err.MySQLError:
         return None
     finally:
         conn.close()
+
+
+def local_state(socket: Path) -> str | None:
+    """wsrep_local_state_comment over the node's unix socket; None while it does not answer."""
+    return status_value(socket, "wsrep_local_state_comment")
 
 
 def seqno(position: str) -> int:
@@ -92,6 +105,11 @@ class ManualCluster:
     def start(self, node: str, new_cluster: bool = False, position: str | None = None) -> None:
         """`mariadbd --defaults-file=my.cnf [--wsrep-new-cluster]
         [--wsrep-start-position=uuid:seqno]`, then wait until Synced."""
+        self.launch(node, new_cluster, position)
+        self.wait_synced(node)
+
+    def launch(self, node: str, new_cluster: bool = False, position: str | None = None) -> None:
+        """Start mariadbd without waiting."""
         paths = self.paths(node)
         args = ["mariadbd", f"--defaults-file={paths.config}"]
         if new_cluster:
@@ -103,6 +121,11 @@ class ManualCluster:
                 args, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True
             )
         self.processes[node] = process
+
+    def wait_synced(self, node: str) -> None:
+        """Until the launched node says Synced; RuntimeError if its mariadbd exits first."""
+        paths = self.paths(node)
+        process = self.processes[node]
         deadline = time.monotonic() + SYNCED_TIMEOUT
         while local_state(paths.socket) != "Synced":
             if process.poll() is not None:
@@ -111,6 +134,35 @@ class ManualCluster:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{node} not Synced within {SYNCED_TIMEOUT:.0f} s")
             time.sleep(MANUAL_POLL)
+
+    def wait_status(self, node: str, name: str, value: str) -> None:
+        """Until the running node's status variable `name` reads `value`."""
+        socket = self.paths(node).socket
+        deadline = time.monotonic() + SYNCED_TIMEOUT
+        while status_value(socket, name) != value:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{node}'s {name} never read {value}")
+            time.sleep(MANUAL_POLL)
+
+    def wait_saved_state(self, timeout: float = 60) -> bool:
+        """Until every node's grastate.dat names the cluster's state UUID; False after
+        `timeout`. While a replica applies a DDL (and for a while after a bulk load) it holds
+        the nil UUID, and Galera ignores `--wsrep-start-position` unless its UUID matches the
+        saved one: a node killed then gets a full SST however its position was recovered."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            saved = [read_grastate(self.paths(n).grastate).uuid for n in self.names]
+            if None not in saved and NO_STATE not in saved and len(set(saved)) == 1:
+                return True
+            time.sleep(MANUAL_POLL)
+        return False
+
+    def join_together(self, positions: dict[str, str]) -> None:
+        """Start every node given from its position at once, then wait until all are Synced."""
+        for node, position in positions.items():
+            self.launch(node, position=position)
+        for node in positions:
+            self.wait_synced(node)
 
     def create(self) -> float:
         """Bootstrap node 0, then join the others one at a time; the seconds it took."""
@@ -145,25 +197,43 @@ class ManualCluster:
             raise RuntimeError(f"--wsrep-recover found no position for {node}")
         return str(found[-1])
 
+    def recover_positions(self, nodes: list[str]) -> dict[str, str]:
+        """`--wsrep-recover` on every node given, all at once (each is its own machine)."""
+        with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+            return dict(zip(nodes, pool.map(self.recover_position, nodes), strict=True))
+
     def restart_after_crash(self, node: str) -> None:
         """Recover the node's position, then start it from there (IST)."""
         self.start(node, position=self.recover_position(node))
 
     def recover(self) -> str:
         """Every node crashed: recover each one's position, bootstrap the most advanced (ties:
-        the lowest ordinal) from its position, start the others from theirs; which node
-        bootstrapped."""
-        positions = {n: self.recover_position(n) for n in self.names}
+        the lowest ordinal) from its position, start the others from theirs together; which
+        node bootstrapped."""
+        positions = self.recover_positions(self.names)
         first = max(self.names, key=lambda n: seqno(positions[n]))
         grastate = self.paths(first).grastate
         grastate.write_text(
             re.sub(r"safe_to_bootstrap:\s*0", "safe_to_bootstrap: 1", grastate.read_text())
         )
         self.start(first, new_cluster=True, position=positions[first])
-        for node in self.names:
-            if node != first:
-                self.start(node, position=positions[node])
+        self.join_together({n: p for n, p in positions.items() if n != first})
         return first
+
+    def recover_quorum(self, survivor: str, crashed: list[str]) -> None:
+        """The others crashed and `survivor` lost quorum: recover their positions, make the
+        survivor Primary again once it says non-Primary, start the others together."""
+        positions = self.recover_positions(crashed)
+        self.wait_status(survivor, "wsrep_cluster_status", "non-Primary")
+        socket = self.paths(survivor).socket
+        conn = pymysql.connect(unix_socket=str(socket), user=getpass.getuser(), connect_timeout=5)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'")
+        finally:
+            conn.close()
+        self.wait_synced(survivor)
+        self.join_together(positions)
 
     def close(self) -> None:
         """SIGTERM to every mariadbd (SIGKILL after two minutes); the directory is removed."""

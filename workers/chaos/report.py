@@ -1,4 +1,7 @@
-"""A chaos run in words: one row per fault, how each victim rejoined, the end checks."""
+"""A chaos run in words: one row per fault, every state transfer a node received during it
+(victims and the others), the count of full copies (SSTs), the end checks."""
+
+from dataclasses import dataclass
 
 from workers.chaos.faults import FaultResult
 from workers.chaos.runner import ChaosRun, seconds
@@ -21,12 +24,45 @@ def fault_lines(results: list[FaultResult]) -> list[str]:
         if r.healed is not None:
             lines.append(f"    healed after {r.healed:.1f} s")
         for join in r.rejoins:
-            lines.append(f"    {join.node} rejoined by {join.method or '-'}: {join.detail}")
+            purpose = " (on purpose)" if join.on_purpose else ""
+            lines.append(
+                f"    {join.node} rejoined by {join.method or '-'}{purpose}: {join.detail}"
+            )
         if r.manual:
             lines.append(f"    manual intervention: {r.manual}")
         if r.note:
             lines.append(f"    {r.note}")
     return lines
+
+
+@dataclass(frozen=True)
+class Transfers:
+    """State transfers received during the faults, by every node."""
+
+    ist: int
+    sst: int
+    sst_on_purpose: int  # SSTs a repair asked for (it had moved the node's data aside)
+
+    @property
+    def sst_unasked(self) -> int:
+        return self.sst - self.sst_on_purpose
+
+
+def transfers(results: list[FaultResult]) -> Transfers:
+    joins = [j for r in results for j in r.rejoins]
+    return Transfers(
+        ist=sum(1 for j in joins if j.method == "IST"),
+        sst=sum(1 for j in joins if j.method == "SST"),
+        sst_on_purpose=sum(1 for j in joins if j.method == "SST" and j.on_purpose),
+    )
+
+
+def transfer_line(results: list[FaultResult]) -> str:
+    counted = transfers(results)
+    return (
+        f"SSTs: {counted.sst} (on purpose: {counted.sst_on_purpose}); "
+        f"ISTs: {counted.ist}, over {len(results)} faults"
+    )
 
 
 def check_lines(verdict: Verdict) -> list[str]:
@@ -51,6 +87,7 @@ def render(chaos: ChaosRun) -> str:
         "",
         *fault_lines(chaos.results),
         "",
+        transfer_line(chaos.results),
     ]
     if chaos.verdict is not None:
         lines += check_lines(chaos.verdict)
