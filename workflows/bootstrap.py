@@ -3,7 +3,8 @@
 Galera's rule, made strict: bootstrap only from the most advanced node. A node that shut down
 last and cleanly carries `safe_to_bootstrap: 1`; otherwise compare committed positions (seqno
 from grastate.dat or `--wsrep-recover`) within the same cluster history (uuid). A node with an
-empty data directory is never chosen while any node has data. Ties go to the lowest ordinal.
+empty data directory is never chosen while any node has data. Ties go to a node that runs (it
+becomes Primary in place), then to the lowest ordinal.
 """
 
 from dataclasses import dataclass
@@ -24,7 +25,11 @@ class NoSafeBootstrap(Exception):
     """The positions do not prove one node most advanced: a human must decide."""
 
 
-def choose_bootstrap(positions: list[NodePosition], ordinals: dict[str, int]) -> BootstrapChoice:
+def choose_bootstrap(
+    positions: list[NodePosition], ordinals: dict[str, int], running: frozenset[str] = frozenset()
+) -> BootstrapChoice:
+    """The node to bootstrap; among equally advanced ones a `running` node (made Primary in
+    place, nothing stopped), then the lowest ordinal."""
     with_data = [p for p in positions if not p.position.empty]
     if not with_data:
         raise NoSafeBootstrap("no node has a data directory")
@@ -34,7 +39,7 @@ def choose_bootstrap(positions: list[NodePosition], ordinals: dict[str, int]) ->
     safe = [p for p in with_data if p.position.safe_to_bootstrap]
     if len(safe) == 1:
         return BootstrapChoice(safe[0].node, f"{safe[0].node} is marked safe_to_bootstrap")
-    best = max(with_data, key=lambda p: (p.position.seqno, -ordinals[p.node]))
+    best = max(with_data, key=lambda p: (p.position.seqno, p.node in running, -ordinals[p.node]))
     if best.position.seqno < 0 and len(with_data) > 1:
         raise NoSafeBootstrap("no node has a known committed position")
     seen = ", ".join(

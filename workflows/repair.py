@@ -396,7 +396,9 @@ class Repairs:
             else []
         )
         positions = stored + [_committed(n) for n in live]
-        choice = choose_bootstrap(positions, {n.name: n.ordinal for n in layout.nodes})
+        # Equally advanced, a live node is Primary in place: nothing has to stop and restart.
+        prefer = frozenset(answering) if workflow.patched("reform-prefers-live") else frozenset()
+        choice = choose_bootstrap(positions, {n.name: n.ordinal for n in layout.nodes}, prefer)
         self._transition("cluster", "QuorumLost", "bootstrapping", choice.reason)
         if choice.node in dead:
             for running in live:

@@ -88,3 +88,11 @@ def test_joiners_of_the_same_history_can_take_an_ist_together() -> None:
     other = "8f3b1c2e-0000-11ee-9a5b-0000000000ff"
     positions = [pos(0, 10), pos(1, 9), pos(2, empty=True), pos(3, 4, uuid=other), pos(4, -1)]
     assert can_join_by_ist(positions, "demo-0") == ["demo-1"]
+
+
+def test_equally_advanced_a_running_node_is_chosen_so_nothing_restarts() -> None:
+    tied = [pos(0, 12), pos(1, 12), pos(2, 12)]
+    assert choose_bootstrap(tied, ORDINALS).node == "demo-0"
+    assert choose_bootstrap(tied, ORDINALS, frozenset({"demo-2"})).node == "demo-2"
+    ahead = [pos(0, 13), pos(1, 12), pos(2, 12)]  # never at the cost of a committed write
+    assert choose_bootstrap(ahead, ORDINALS, frozenset({"demo-2"})).node == "demo-0"

@@ -341,3 +341,18 @@ async def test_a_node_cut_off_past_its_grace_is_restarted_never_reprovisioned(
     assert record.evidence.startswith(f"{victim} sees a non-Primary component")
     assert ("stop", victim, "graceful") in harness.runtime.calls
     assert ("set-aside", victim) not in harness.runtime.calls
+
+
+async def test_quorum_lost_with_equal_positions_keeps_the_survivor_running(
+    harness: Harness,
+) -> None:
+    handle = await harness.start(remediation=FAST)
+    ready = await until(handle, green_and_idle)
+    *dead, survivor = [n.name for n in ready.nodes]  # the lowest ordinals died
+    harness.runtime.non_primary.add(survivor)
+    for name in dead:
+        harness.runtime.crash(name)
+    healed = await until(handle, lambda s: green_and_idle(s) and bool(s.remediations), 60)
+    assert healed.remediations[-1].fault is FaultClass.QUORUM_LOST
+    assert ("pc.bootstrap", survivor) in harness.runtime.calls  # Primary in place
+    assert not [c for c in harness.runtime.calls if c[:2] == ("stop", survivor)]
