@@ -67,6 +67,16 @@ async def mysqlops(
     )
 
 
+def cluster_yaml(name: str, spec: str = "") -> str:
+    """A 3-node MySQLCluster probed twice a second; `spec` adds lines under `spec:` (indented
+    by two spaces)."""
+    return (
+        "apiVersion: mysqlops.io/v1alpha1\nkind: MySQLCluster\n"
+        f"metadata:\n  name: {name}\n"
+        "spec:\n  replicas: 3\n  health:\n    probeIntervalSeconds: 0.5\n" + spec
+    )
+
+
 async def cluster_status(env: dict[str, str], *, name: str) -> dict[str, Any]:
     """`mysqlops status NAME --json`, as a user reads it."""
     result = await mysqlops(env, "status", name, "--json", timeout=30)

@@ -22,24 +22,20 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from api.cluster import cluster_workflow_id
-from tests.integration.conftest import cluster_status, mysqlops, node_named, until_status
+from tests.integration.conftest import (
+    cluster_status,
+    cluster_yaml,
+    mysqlops,
+    node_named,
+    until_status,
+)
 from workers.chaos.cluster import LocalCluster
 from workers.chaos.netfault import CHAIN_PREFIX, NetFault, cgroup2_mount
 
 pytestmark = pytest.mark.usefixtures("worker")
 
 NAME = "chaos"
-CLUSTER = f"""\
-apiVersion: mysqlops.io/v1alpha1
-kind: MySQLCluster
-metadata:
-  name: {NAME}
-spec:
-  replicas: 3
-  health:
-    probeIntervalSeconds: 0.5
-  deletionPolicy: Delete
-"""
+CLUSTER = cluster_yaml(NAME, "  deletionPolicy: Delete\n")
 
 status = functools.partial(cluster_status, name=NAME)
 until = functools.partial(until_status, name=NAME)

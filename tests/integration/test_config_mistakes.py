@@ -7,6 +7,7 @@ import functools
 import os
 import signal
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,34 +17,34 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.cluster import MySQLClusterSpec, cluster_workflow_id
 from api.messages import QUERY_SPEC, UPDATE_APPLY_SPEC, ApplySpecRequest, CommandResult
-from tests.integration.conftest import cluster_status, mysqlops, node_named, until_status
+from tests.integration.conftest import (
+    cluster_status,
+    cluster_yaml,
+    mysqlops,
+    node_named,
+    until_status,
+)
 
 pytestmark = pytest.mark.usefixtures("worker")
 
 NAME = "cfg"
-CLUSTER = f"""\
-apiVersion: mysqlops.io/v1alpha1
-kind: MySQLCluster
-metadata:
-  name: {NAME}
-spec:
-  replicas: 3
-  health:
-    probeIntervalSeconds: 0.5
-  remediation:
-    backoffSeconds: 1
-"""
+CLUSTER = cluster_yaml(NAME, "  remediation:\n    backoffSeconds: 1\n  deletionPolicy: Delete\n")
 
 status = functools.partial(cluster_status, name=NAME)
 until = functools.partial(until_status, name=NAME)
 
 
 @pytest_asyncio.fixture(scope="module")
-async def created(cli_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> None:
+async def created(
+    cli_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[None]:
     resource = tmp_path_factory.mktemp(NAME) / "cluster.yaml"
     resource.write_text(CLUSTER)
     applied = await mysqlops(cli_env, "apply", "-f", str(resource), "--wait", "--timeout", "300")
     assert applied.returncode == 0, applied.stderr
+    yield
+    deleted = await mysqlops(cli_env, "delete", NAME, "--wait", "--timeout", "180")
+    assert deleted.returncode == 0, deleted.stderr
 
 
 def pids(current: dict[str, Any]) -> dict[str, int]:

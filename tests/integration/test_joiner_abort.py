@@ -31,24 +31,22 @@ import pytest_asyncio
 
 from activities.local.paths import ClusterPaths, NodePaths
 from activities.local.process import alive, cmdline, mariadbd_pid
-from tests.integration.conftest import cluster_status, mysqlops, node_named, until_status
+from tests.integration.conftest import (
+    cluster_status,
+    cluster_yaml,
+    mysqlops,
+    node_named,
+    until_status,
+)
 
 pytestmark = pytest.mark.usefixtures("worker")
 
 NAME = "jab"
-CLUSTER = f"""\
-apiVersion: mysqlops.io/v1alpha1
-kind: MySQLCluster
-metadata:
-  name: {NAME}
-spec:
-  replicas: 3
-  health:
-    probeIntervalSeconds: 0.5
-  remediation:
-    enabled: false  # the test alone starts and kills the joiner
-  deletionPolicy: Delete
-"""
+CLUSTER = cluster_yaml(
+    NAME,
+    "  remediation:\n    enabled: false  # the test alone starts and kills the joiner\n"
+    "  deletionPolicy: Delete\n",
+)
 WATCH_SECONDS = 15.0  # after the joiner's death, both others must stay Primary and serve
 # A commit waits until the survivors drop the dead member from the group view: about 3 s with
 # our timeouts. A lost Primary component is no gap but the end of every commit.
