@@ -19,7 +19,6 @@ from activities.messages import (
     LoadBalancerInput,
     NodeInput,
     NodeObservation,
-    NodePosition,
     Observation,
     PositionsInput,
     ProvisionInput,
@@ -35,7 +34,8 @@ from activities.runtime import ClusterLayout, ClusterRef, NodeFailed, Runtime
 from activities.users import APP_SECRET, MONITOR_SECRET, MONITOR_USER, user_statements
 from api.cluster import NodeFacts
 from api.states import NodeState
-from workflows.diagnosis import node_state, serves
+from galera.diagnosis import node_state, serves
+from galera.position import NodePosition
 
 Prober = Callable[[Target, float], NodeFacts]
 

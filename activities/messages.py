@@ -1,6 +1,6 @@
 """Inputs and results of the cluster activities: one model argument per activity."""
 
-from activities.runtime import ClusterLayout, ClusterRef, GaleraPosition, StopMode
+from activities.runtime import ClusterLayout, ClusterRef, StopMode
 from api.base import ApiModel, Record
 from api.cluster import HealthSpec, MySQLClusterSpec, NodeFacts
 from api.remediation import JoinInfo
@@ -63,11 +63,6 @@ class RemoveNodeInput(ApiModel):
     layout: ClusterLayout
     node: str
     delete_data: bool
-
-
-class NodePosition(Record):
-    node: str
-    position: GaleraPosition
 
 
 class PositionsInput(ApiModel):

@@ -12,11 +12,12 @@ from typing import IO, Protocol
 
 from pydantic import Field
 
-from activities.galera_log import Join
 from api.base import Record
 from api.cluster import MySQLClusterSpec
 from api.layout import ClusterLayout, ClusterRef, NodeLayout
 from api.states import ExitKind
+from galera.log import Join
+from galera.position import GaleraPosition
 
 __all__ = [
     "ClusterLayout",
@@ -50,17 +51,6 @@ class ProcessFacts(Record):
     exit_kind: ExitKind | None = None
     exit_detail: str | None = None
     provisioned: bool = True
-
-
-class GaleraPosition(Record):
-    """A node's last committed position as read from its data directory."""
-
-    uuid: str | None = None
-    seqno: int = -1
-    safe_to_bootstrap: bool = False
-    recovered: bool = False  # seqno came from `--wsrep-recover`, not grastate.dat
-    empty: bool = False  # no data directory content at all
-    unreadable: str | None = None  # data there, position not recoverable: why (damaged?)
 
 
 class LoadBalancerView(Record):

@@ -30,13 +30,13 @@ from pathlib import Path
 
 import pymysql
 
-from activities.galera_log import NO_STATE
 from activities.local.paths import NodePaths
 from activities.local.position import read_grastate
 from activities.local.runtime import LocalRuntime
 from activities.runtime import ClusterLayout, ClusterRef
 from api.cluster import MySQLClusterSpec
 from bench.common import node_paths, stop_everything
+from galera.log import NO_STATE
 
 SYNCED_TIMEOUT = 600.0  # seconds per node
 MANUAL_POLL = 0.1  # seconds between two wsrep_local_state_comment reads

@@ -31,7 +31,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from activities.local import haproxy
 from activities.local.config_check import server_config_errors
 from activities.local.paths import NodePaths
-from activities.local.position import start_arguments, stored_position
+from activities.local.position import stored_position
 from activities.local.process import (
     alive,
     exit_kind_from_log,
@@ -45,7 +45,8 @@ from activities.probe import Prober, Target
 from api.cluster import NodeFacts
 from api.messages import SIGNAL_NODE_REPORT, NodeReport
 from api.states import ExitKind
-from workflows.diagnosis import node_state, serves
+from galera.diagnosis import node_state, serves
+from galera.position import start_arguments
 
 PROBE_INTERVAL = 0.25  # seconds: how soon a node that stops serving leaves HAProxy
 log = structlog.get_logger()

@@ -64,15 +64,15 @@ with workflow.unsafe.imports_passed_through():
     )
     from api.remediation import JoinInfo
     from api.states import ClusterState, NodeState, Phase
-    from workflows.backups import Backups
-    from workflows.bootstrap import (
+    from galera.bootstrap import (
         BootstrapChoice,
         NoSafeBootstrap,
         can_join_by_ist,
         choose_bootstrap,
         must_keep_aside,
     )
-    from workflows.diagnosis import cluster_state, serves
+    from galera.diagnosis import cluster_state, serves
+    from workflows.backups import Backups
     from workflows.repair import Repairs, TaskFailed
     from workflows.search import CLUSTER_STATE, MANUAL_INTERVENTION
 

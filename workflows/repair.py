@@ -16,12 +16,11 @@ with workflow.unsafe.imports_passed_through():
     from activities.cluster import ClusterActivities
     from activities.messages import (
         NodeInput,
-        NodePosition,
         PositionsInput,
         StartInput,
         StopInput,
     )
-    from activities.runtime import GaleraPosition, StopMode
+    from activities.runtime import StopMode
     from api.cluster import MySQLClusterSpec
     from api.layout import ClusterLayout
     from api.messages import (
@@ -44,9 +43,10 @@ with workflow.unsafe.imports_passed_through():
         ResumeRequest,
     )
     from api.states import Phase
-    from workflows.bootstrap import NoSafeBootstrap, choose_bootstrap, must_keep_aside
-    from workflows.faults import PLAYBOOKS, Fault, diagnose, next_deadline
-    from workflows.forcing import refusal
+    from galera.bootstrap import NoSafeBootstrap, choose_bootstrap, must_keep_aside
+    from galera.faults import PLAYBOOKS, Fault, diagnose, next_deadline
+    from galera.forcing import refusal
+    from galera.position import GaleraPosition, NodePosition
     from workflows.search import CLUSTER_STATE, MANUAL_INTERVENTION
 
 REMEDIATIONS_KEPT = 20

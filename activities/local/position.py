@@ -10,9 +10,8 @@ from pathlib import Path
 
 from activities.local.paths import NodePaths
 from activities.local.process import last_run_errors
-from activities.runtime import GaleraPosition
+from galera.position import GaleraPosition, parse_grastate, recovered_position
 
-_RECOVERED = re.compile(r"WSREP: Recovered position: ([0-9a-f-]{36}):(-?\d+)")
 RECOVER_TIMEOUT = 600  # InnoDB crash recovery of a large node can take minutes
 
 
@@ -21,19 +20,10 @@ def has_data(datadir: Path) -> bool:
 
 
 def read_grastate(path: Path) -> GaleraPosition:
-    fields: dict[str, str] = {}
     try:
-        for line in path.read_text().splitlines():
-            if ":" in line and not line.startswith("#"):
-                key, value = line.split(":", 1)
-                fields[key.strip()] = value.strip()
+        return parse_grastate(path.read_text())
     except OSError:
         return GaleraPosition()
-    return GaleraPosition(
-        uuid=fields.get("uuid"),
-        seqno=int(fields.get("seqno", "-1")),
-        safe_to_bootstrap=fields.get("safe_to_bootstrap") == "1",
-    )
 
 
 def stored_position(paths: NodePaths) -> GaleraPosition:
@@ -64,17 +54,17 @@ def stored_position(paths: NodePaths) -> GaleraPosition:
         timeout=RECOVER_TIMEOUT,
     )
     try:
-        found = _RECOVERED.findall(paths.recover_log.read_text(errors="replace"))
+        found = recovered_position(paths.recover_log.read_text(errors="replace"))
     except OSError:
-        found = []
-    if result.returncode != 0 or not found:
+        found = None
+    if result.returncode != 0 or found is None:
         errors = last_run_errors(paths.recover_log) or f"exit status {result.returncode}"
         return position.model_copy(
             update={"unreadable": f"--wsrep-recover found no position: {errors}"}
         )
-    uuid, seqno = found[-1]
+    uuid, seqno = found
     recovered = GaleraPosition(
-        uuid=uuid, seqno=int(seqno), safe_to_bootstrap=position.safe_to_bootstrap, recovered=True
+        uuid=uuid, seqno=seqno, safe_to_bootstrap=position.safe_to_bootstrap, recovered=True
     )
     _remember(paths, recovered)
     return recovered
@@ -107,15 +97,6 @@ def _remembered(paths: NodePaths) -> GaleraPosition | None:
     if not isinstance(record, dict) or record.get("identity") != _data_identity(paths):
         return None
     return GaleraPosition.model_validate(record.get("position"))
-
-
-def start_arguments(position: GaleraPosition) -> list[str]:
-    """`--wsrep-start-position` when the position is known: Galera then requests an IST from
-    there (and a bootstrap continues the same history); without it, a node recovered from a
-    crash presents no state and receives a full SST."""
-    if position.uuid is None or position.seqno < 0 or position.unreadable:
-        return []
-    return [f"--wsrep-start-position={position.uuid}:{position.seqno}"]
 
 
 def set_safe_to_bootstrap(grastate: Path) -> None:

@@ -18,7 +18,6 @@ from typing import IO
 
 import pymysql
 
-from activities.galera_log import Join, last_join
 from activities.local import backup, haproxy, mycnf
 from activities.local.config_check import server_config_errors
 from activities.local.paths import ClusterPaths, NodePaths, state_home
@@ -37,7 +36,6 @@ from activities.local.process import (
 from activities.runtime import (
     ClusterLayout,
     ClusterRef,
-    GaleraPosition,
     LoadBalancerView,
     NodeFailed,
     NodeLayout,
@@ -46,7 +44,9 @@ from activities.runtime import (
 )
 from api.cluster import MySQLClusterSpec, cluster_workflow_id
 from api.states import ExitKind
-from workflows.diagnosis import NEVER_STARTED
+from galera.diagnosis import NEVER_STARTED
+from galera.log import Join, last_join
+from galera.position import GaleraPosition
 
 HOST = "127.0.0.1"
 

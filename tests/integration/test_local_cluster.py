@@ -20,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.local.process import alive
 from api.cluster import cluster_workflow_id
+from galera.faults import storage_error
 from tests.integration.conftest import (
     WorkerControl,
     cluster_status,
@@ -27,7 +28,6 @@ from tests.integration.conftest import (
     node_named,
     until_status,
 )
-from workflows.faults import storage_error
 
 pytestmark = pytest.mark.usefixtures("worker")
 

@@ -1,15 +1,14 @@
-"""workflows/bootstrap.py: which node may bootstrap a new Primary component, and why."""
+"""galera/bootstrap.py: which node may bootstrap a new Primary component, and why."""
 
 import pytest
 
-from activities.messages import NodePosition
-from activities.runtime import GaleraPosition
-from workflows.bootstrap import (
+from galera.bootstrap import (
     NoSafeBootstrap,
     can_join_by_ist,
     choose_bootstrap,
     must_keep_aside,
 )
+from galera.position import GaleraPosition, NodePosition
 
 UUID = "8f3b1c2e-0000-11ee-9a5b-000000000001"
 ORDINALS = {f"demo-{i}": i for i in range(5)}

@@ -1,10 +1,10 @@
-"""workflows/diagnosis.py: node state, serving and cluster state, row by row."""
+"""galera/diagnosis.py: node state, serving and cluster state, row by row."""
 
 import pytest
 
 from api.cluster import NodeFacts
 from api.states import ClusterState, ExitKind, NodeState
-from workflows.diagnosis import cluster_state, node_state, serves
+from galera.diagnosis import cluster_state, node_state, serves
 
 G, Y, RC, RU, U = (
     NodeState.GREEN,

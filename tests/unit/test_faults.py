@@ -8,7 +8,7 @@ from api.cluster import NodeFacts
 from api.messages import NodeMemory
 from api.remediation import Action, FaultClass
 from api.states import ExitKind, NodeState
-from workflows.faults import PLAYBOOKS, diagnose, next_deadline
+from galera.faults import PLAYBOOKS, diagnose, next_deadline
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 GRACE = timedelta(seconds=10)

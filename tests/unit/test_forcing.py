@@ -1,10 +1,10 @@
-"""The safety rules for operator-forced actions (workflows/forcing.py)."""
+"""The safety rules for operator-forced actions (galera/forcing.py)."""
 
 from api.cluster import NodeFacts
 from api.messages import NodeMemory
 from api.remediation import ForceActionRequest, ForcedAction
 from api.states import NodeState
-from workflows.forcing import refusal
+from galera.forcing import refusal
 
 GREEN = NodeState.GREEN
 DOWN = NodeState.RED_UNCLEAN

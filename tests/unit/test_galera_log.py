@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from activities.galera_log import NO_STATE, last_join, sst_cause
 from api.states import JoinMethod
+from galera.log import NO_STATE, last_join, sst_cause
 
 LOGS = Path(__file__).parent / "galera_logs"
 UUID = "3f683fe0-ebe8-11f1-8954-8e4dfbbd50ce"

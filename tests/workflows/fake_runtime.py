@@ -12,12 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from activities.galera_log import Join
 from activities.probe import Target
 from activities.runtime import (
     ClusterLayout,
     ClusterRef,
-    GaleraPosition,
     LoadBalancerView,
     NodeFailed,
     NodeLayout,
@@ -26,6 +24,8 @@ from activities.runtime import (
 )
 from api.cluster import MySQLClusterSpec, NodeFacts
 from api.states import ExitKind, JoinMethod
+from galera.log import Join
+from galera.position import GaleraPosition
 from tests.xbstream import xbstream_of
 
 FAKE_UUID = "6f1c2a52-0000-0000-0000-000000000001"

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from activities.galera_log import last_join
 from activities.local.process import alive, cmdline
 from api.cluster import ClusterStatus
 from api.remediation import Action, RemediationRecord
 from api.states import ClusterState, NodeState
+from galera.log import last_join
 from workers.chaos.cluster import LocalCluster
 from workers.chaos.netfault import CutNode, NetFault
 from workers.chaos.writer import Writer
@@ -53,7 +53,7 @@ class Rejoin:
     on_purpose: bool = False  # a repair set the node's data aside to have it copied anew
 
 
-# Each state transfer a joiner asks for starts with this line (activities/galera_log.py).
+# Each state transfer a joiner asks for starts with this line (galera/log.py).
 _TRANSFER = re.compile(r"State transfer required:")
 # Repairs that give a node a fresh data directory, so that its SST is what they asked for.
 _FRESH_COPY = (Action.REPROVISION_NODE, Action.BOOTSTRAP_FROM_NODE)

@@ -9,10 +9,9 @@ becomes Primary in place), then to the lowest ordinal.
 
 from dataclasses import dataclass
 
-from activities.messages import NodePosition
-from activities.runtime import GaleraPosition
 from api.mysql_options import config_error
-from workflows.faults import storage_error
+from galera.faults import storage_error
+from galera.position import GaleraPosition, NodePosition
 
 
 @dataclass(frozen=True)
