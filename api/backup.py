@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, computed_field, field_validator
+from pydantic import AfterValidator, Field, computed_field, field_validator, model_validator
 
 from api.base import ApiModel, DNS1123Label, ObjectMeta, Record
 
@@ -75,7 +75,12 @@ Duration = Annotated[str, AfterValidator(_duration)]
 
 
 class RetentionSpec(ApiModel):
-    """Applied after each successful backup. The newest good backup is always kept."""
+    """The cluster's retention of its *scheduled* backups (trigger `schedule`), applied after
+    each successful backup: keep the last `keepLast` of them, delete those older than
+    `maxAge`. Manual backups (`mysqlops backup`, a `MySQLBackup`) are neither counted nor
+    deleted by it: each is kept until its own `keepFor` has passed, or, without one, until it
+    is deleted by hand. Whatever either rule says, the newest backup of the cluster whose
+    stored object verifies (size and sha256 as its manifest says) is never deleted."""
 
     keep_last: int | None = Field(7, ge=1, le=10_000, description="Keep at most this many")
     max_age: Duration | None = Field(None, description="Delete backups older than this ('7d')")
@@ -135,6 +140,12 @@ class BackupRequest(ApiModel):
     name: DNS1123Label | None = Field(None, description="None: <cluster>-<UTC timestamp>")
     trigger: BackupTrigger = BackupTrigger.MANUAL
     reason: str = ""
+    keep_for: Duration | None = Field(
+        None,
+        description="A manual backup: deleted by retention once this has passed since it was "
+        "taken; none: kept until deleted by hand. Scheduled backups follow the cluster's "
+        "spec.backup.retention instead",
+    )
 
 
 class RestoreRequest(ApiModel):
@@ -176,10 +187,45 @@ class BackupManifest(Record):
     sha256: str
     object: str  # the object's key in the storage
     location: str = ""  # for the filesystem backend, the path of the object
+    # A manual backup with a `keepFor`: when retention may delete it (finished_at + keepFor).
+    # None: a manual backup is kept until deleted by hand; scheduled ones follow the cluster's
+    # retention, whatever this says.
+    expires_at: datetime | None = None
 
     @property
     def position(self) -> str:
         return f"{self.galera_uuid}:{self.galera_seqno}" if self.galera_uuid else "-"
+
+
+class RetentionResult(Record):
+    """What one run of retention did (the `apply_retention` activity's result)."""
+
+    deleted: list[str] = Field(default_factory=list)
+    # The newest backup whose object verified (size and sha256): never deleted. None: no
+    # backup verified, and then nothing at all is deleted.
+    newest_good: str | None = None
+    # Backups newer than `newest_good` whose object did not verify, and why (missing,
+    # truncated, corrupted, unreadable): reported, never taken for good ones.
+    unverified: dict[str, str] = Field(default_factory=dict)
+    # Backups the rules would have deleted but that were kept, and why.
+    spared: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_names(cls, value: object) -> object:
+        """Recorded histories hold the old result: the bare list of deleted names."""
+        return {"deleted": value} if isinstance(value, list) else value
+
+    def summary(self) -> str:
+        """One line for a transition or a log."""
+        words = [f"deleted {', '.join(self.deleted)}" if self.deleted else "deleted nothing"]
+        if self.newest_good:
+            words.append(f"newest good backup {self.newest_good}")
+        else:
+            words.append("no backup verifies")
+        words += [f"{name} does not verify ({why})" for name, why in self.unverified.items()]
+        words += [f"{name} kept: {why}" for name, why in self.spared.items()]
+        return "; ".join(words)
 
 
 class TaskRecord(Record):
@@ -231,6 +277,12 @@ class RestoreRecord(TaskRecord):
 
 class MySQLBackupSpec(ApiModel):
     cluster: DNS1123Label = Field(description="The MySQLCluster (same namespace) to back up")
+    keep_for: Duration | None = Field(
+        None,
+        description="How long to keep this backup ('30d'), from when it was taken; none: "
+        "until deleted by hand. The cluster's retention (keepLast, maxAge) counts and deletes "
+        "only scheduled backups, never this one",
+    )
 
 
 class MySQLRestoreSpec(ApiModel):

@@ -8,8 +8,14 @@ from pydantic import Field, field_validator, model_validator
 from api.backup import BackupRecord, BackupSpec, RestoreRecord, RestoreSource
 from api.base import ApiModel, ObjectMeta, Quantity, Record, quantity_bytes
 from api.mysql_options import check_option, check_value
-from api.remediation import JoinInfo, ManualIntervention, RemediationRecord, RemediationSpec
-from api.states import ClusterState, ExitKind, NodeState, Phase
+from api.remediation import (
+    JoinInfo,
+    ManualIntervention,
+    Outcome,
+    RemediationRecord,
+    RemediationSpec,
+)
+from api.states import ClusterState, ExitKind, NodeState, Phase, TaskKind
 
 API_VERSION: Literal["mysqlops.io/v1alpha1"] = "mysqlops.io/v1alpha1"
 
@@ -138,10 +144,36 @@ class NodeStatus(Record):
 
 class TaskInfo(Record):
     id: str
-    kind: str
+    kind: TaskKind
     requested_at: datetime
     started_at: datetime | None = None
     detail: str = ""
+
+
+class TaskOutcome(Record):
+    """How a task ended. A client waits for its task id to appear among the status's
+    `outcomes` (the latest are kept) instead of reading messages."""
+
+    id: str
+    kind: TaskKind
+    outcome: Outcome  # Succeeded, Failed or Refused (nothing was changed)
+    error: str = ""
+    requested_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime
+
+
+class SpecProgress(Record):
+    """Where the cluster is in converging to the spec last applied by a user (level-triggered:
+    a failed change is retried with backoff; applying the same spec again retries at once)."""
+
+    desired_generation: int | None = None
+    observed_generation: int | None = None  # the generation fully applied
+    converged: bool = True
+    attempts: int = 0  # failed attempts at the desired spec so far
+    retry_at: datetime | None = None  # the next attempt, after a failure
+    error: str = ""  # why the last attempt failed
+    refused: bool = False  # refused (e.g. by the server): not retried until applied again
 
 
 class Transition(Record):
@@ -175,6 +207,8 @@ class ClusterStatus(Record):
     reports_dropped: int = 0
     observed_generation: int | None = None
     message: str = ""
+    outcomes: list[TaskOutcome] = Field(default_factory=list)  # the latest ended tasks
+    spec_progress: SpecProgress = Field(default_factory=SpecProgress)
     manual_intervention: ManualIntervention | None = None
     remediations: list[RemediationRecord] = Field(default_factory=list)
     backups: list[BackupRecord] = Field(default_factory=list)

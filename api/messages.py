@@ -26,7 +26,7 @@ from pydantic import Field
 
 from api.backup import BackupRecord, BackupRequest, RestoreRecord, RestoreRequest
 from api.base import ApiModel, Record
-from api.cluster import MySQLCluster, MySQLClusterSpec, NodeFacts, Transition
+from api.cluster import MySQLCluster, MySQLClusterSpec, NodeFacts, TaskOutcome, Transition
 from api.layout import ClusterLayout
 from api.remediation import (
     ForceActionRequest,
@@ -127,6 +127,7 @@ class ClusterMemory(Record):
     serving: bool = False  # reachable through the load balancer
     primary: bool = False  # a node serves from a Primary component (whatever the balancer)
     message: str = ""
+    outcomes: list[TaskOutcome] = Field(default_factory=list)  # the latest ended tasks
     manual: ManualIntervention | None = None
     resumed_from: str | None = None  # the evidence of the last manual intervention resumed
     remediations: list[RemediationRecord] = Field(default_factory=list)

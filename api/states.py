@@ -34,6 +34,20 @@ class Phase(StrEnum):
     DELETED = "Deleted"
 
 
+class TaskKind(StrEnum):
+    """What a task in the cluster's queue does."""
+
+    CREATE = "create"
+    APPLY = "apply"  # converge the running cluster to the desired spec
+    STOP = "stop"
+    START = "start"
+    DELETE = "delete"
+    REMEDIATE = "remediate"  # a repair the controller chose
+    FORCE = "force"  # an action an operator forced
+    BACKUP = "backup"
+    RESTORE = "restore"
+
+
 class JoinMethod(StrEnum):
     """How a node received the cluster's state when it joined."""
 

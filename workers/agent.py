@@ -47,6 +47,7 @@ from api.messages import SIGNAL_NODE_REPORT, NodeReport
 from api.states import ExitKind
 from galera.diagnosis import node_state, serves
 from galera.position import start_arguments
+from workers import logs
 
 PROBE_INTERVAL = 0.25  # seconds: how soon a node that stops serving leaves HAProxy
 log = structlog.get_logger()
@@ -309,14 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("node_dir", type=Path)
     parser.add_argument("--bootstrap", action="store_true", help="start a new cluster")
     args = parser.parse_args(argv)
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            structlog.processors.JSONRenderer(),
-        ]
-    )
+    logs.configure()
     config = AgentConfig.model_validate_json((args.node_dir / "agent.json").read_text())
     pid_file = args.node_dir / "agent.pid"
     if (other := read_pid(pid_file)) and other != os.getpid() and alive(other):

@@ -5,7 +5,9 @@ resumes every workflow where it stood.
 """
 
 import asyncio
+import os
 import signal
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import structlog
@@ -16,7 +18,7 @@ from activities.backup.activities import BackupActivities
 from activities.cluster import ClusterActivities
 from activities.local.runtime import LocalRuntime
 from activities.runtime import Runtime
-from workers import temporal
+from workers import logs, temporal
 from workflows.backup_trigger import BackupTriggerWorkflow
 from workflows.cluster import ClusterWorkflow
 
@@ -82,7 +84,13 @@ async def serve() -> None:
 
 
 def main() -> None:
+    logs.configure()
     asyncio.run(serve())
+    # The SDK's native threads can abort the interpreter's teardown (PyGILState_Release) in a
+    # few percent of exits; everything is flushed and stopped by now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

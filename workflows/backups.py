@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         RestoreRecord,
         RestoreRequest,
         RestoreSource,
+        RetentionResult,
         StorageRef,
     )
     from api.base import ObjectMeta
@@ -136,7 +137,8 @@ class Backups:
             layout = self._layout_or_fail()
             node = choose_backup_node(self.memory.nodes, self.memory.writer)
             record.node = node
-            manifest = await self._take_backup(layout, node, record)
+            keep_for = task.backup.keep_for if task.backup else None
+            manifest = await self._take_backup(layout, node, record, keep_for)
         except (ActivityError, TaskFailed) as error:
             record.phase = BackupPhase.FAILED
             record.error = _cause(error)
@@ -151,15 +153,20 @@ class Backups:
         record.location = manifest.location
         record.sha256 = manifest.sha256
         try:
-            record.deleted_by_retention = await self._act(
+            retained: RetentionResult = await self._act(
                 BackupActivities.apply_retention,
                 RetentionInput(storage=self._storage(), retention=self.spec.backup.retention),
+                timeout=LONG,
+                heartbeat=HEARTBEAT,
             )
+            record.deleted_by_retention = retained.deleted
+            if retained.unverified or retained.newest_good is None:
+                self._transition("cluster", "retention", "warning", retained.summary())
         except ActivityError as error:  # the backup stands; retention runs again next time
             self._transition("cluster", "retention", "failed", _cause(error))
 
     async def _take_backup(
-        self, layout: ClusterLayout, node: str, record: BackupRecord
+        self, layout: ClusterLayout, node: str, record: BackupRecord, keep_for: str | None = None
     ) -> BackupManifest:
         try:
             manifest: BackupManifest = await workflow.execute_activity_method(
@@ -171,6 +178,7 @@ class Backups:
                     backup_id=record.backup_id,
                     trigger=record.trigger,
                     storage=self._storage(),
+                    keep_for=keep_for,
                 ),
                 start_to_close_timeout=LONG,
                 heartbeat_timeout=HEARTBEAT,

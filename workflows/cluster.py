@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         MySQLClusterSpec,
         NodeStatus,
         TaskInfo,
+        TaskOutcome,
         Transition,
     )
     from api.layout import ClusterLayout, ClusterRef
@@ -62,8 +63,8 @@ with workflow.unsafe.imports_passed_through():
         NodeReport,
         QueuedTask,
     )
-    from api.remediation import JoinInfo
-    from api.states import ClusterState, NodeState, Phase
+    from api.remediation import JoinInfo, Outcome
+    from api.states import ClusterState, NodeState, Phase, TaskKind
     from galera.bootstrap import (
         BootstrapChoice,
         NoSafeBootstrap,
@@ -77,6 +78,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.search import CLUSTER_STATE, MANUAL_INTERVENTION
 
 TRANSITIONS_KEPT = 50
+OUTCOMES_KEPT = 20
 MAX_RUN_TIME = timedelta(hours=24)  # continue-as-new at the latest after this long
 
 SHORT = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
@@ -155,16 +157,30 @@ class ClusterWorkflow(Repairs, Backups):
         self._show_details()
         handler = self._tasks()[task.kind]
         workflow.logger.info("task %s started (%s)", task.id, task.reason)
+        outcome, error_text = Outcome.SUCCEEDED, ""
         try:
             await handler(task)
             self.memory.message = ""
             workflow.logger.info("task %s done", task.id)
         except (ActivityError, TaskFailed, NoSafeBootstrap) as error:
             cause = error.cause if isinstance(error, ActivityError) and error.cause else error
+            outcome, error_text = Outcome.FAILED, str(cause)
             self.memory.message = f"task {task.id} failed: {cause}"
             self._transition("cluster", "task", "failed", self.memory.message)
             workflow.logger.warning(self.memory.message)
         finally:
+            self.memory.outcomes.append(
+                TaskOutcome(
+                    id=task.id,
+                    kind=TaskKind(task.kind),
+                    outcome=outcome,
+                    error=error_text,
+                    requested_at=task.requested_at,
+                    started_at=self.current_started,
+                    ended_at=workflow.now(),
+                )
+            )
+            del self.memory.outcomes[:-OUTCOMES_KEPT]
             self.current = None
             self._show_details()
 
@@ -776,6 +792,7 @@ class ClusterWorkflow(Repairs, Backups):
             reports_dropped=self.memory.reports_dropped,
             observed_generation=self.memory.observed_generation,
             message=self.memory.message,
+            outcomes=list(self.memory.outcomes),
             manual_intervention=self.memory.manual,
             remediations=list(self.memory.remediations),
             backups=list(self.memory.backups),

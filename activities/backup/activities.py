@@ -35,17 +35,24 @@ from activities.backup.messages import (
     TakeBackupInput,
 )
 from activities.backup.pipeline import BLOCK, compress, heartbeating
-from activities.backup.retention import expired
+from activities.backup.retention import retain
 from activities.backup.storage import (
     OBJECT_SUFFIX,
     BackupNotFound,
     BackupStorage,
     StorageError,
     storage_for,
+    verify,
 )
 from activities.messages import NodeInput
 from activities.runtime import Runtime
-from api.backup import BackupManifest, BackupTriggerInput, StorageRef
+from api.backup import (
+    BackupManifest,
+    BackupTriggerInput,
+    RetentionResult,
+    StorageRef,
+    duration,
+)
 
 TRIGGER_WORKFLOW = "MySQLBackupTrigger"
 # Runs missed while the stack was down: one is still taken within this window, not a burst.
@@ -106,6 +113,7 @@ class BackupActivities:
         if uuid is None:
             storage.delete(request.name)
             raise RuntimeError("the backup stream holds no Galera position (--galera-info)")
+        finished = datetime.now(UTC)
         manifest = BackupManifest(
             name=request.name,
             backup_id=request.backup_id,
@@ -119,7 +127,8 @@ class BackupActivities:
             galera_seqno=seqno,
             gtid=copied.gtid(),
             started_at=started,
-            finished_at=datetime.now(UTC),
+            finished_at=finished,
+            expires_at=finished + duration(request.keep_for) if request.keep_for else None,
             stored_bytes=copied.stored,
             streamed_bytes=copied.streamed,
             sha256=copied.sha256,
@@ -144,12 +153,25 @@ class BackupActivities:
         )
 
     @activity.defn
-    def apply_retention(self, request: RetentionInput) -> list[str]:
+    def apply_retention(self, request: RetentionInput) -> RetentionResult:
+        """Delete what the rules let go (`activities/backup/retention.py`): the cluster's
+        retention for scheduled backups, each manual backup's own keepFor, never the newest
+        backup whose object verifies. Verifying hashes objects, newest first until one is
+        good: heartbeats say which one and how far. The result says what was deleted, the
+        newest good backup, and what does not verify or was spared, with why."""
         storage = self._storage(request.storage)
-        doomed = expired(storage.manifests(), request.retention, datetime.now(UTC))
-        for name in doomed:
-            storage.delete(name)
-        return doomed
+        progress: dict[str, object] = {"verifying": None, "hashed": 0}
+
+        def check(manifest: BackupManifest) -> None:
+            progress.update(verifying=manifest.name, hashed=0)
+            verify(storage, manifest, lambda done: progress.update(hashed=done))
+
+        with _user_errors(), heartbeating(lambda: dict(progress)):
+            result = retain(storage.manifests(), request.retention, datetime.now(UTC), check)
+            for name in result.deleted:
+                storage.delete(name)
+        activity.logger.info("retention of %s: %s", request.storage.cluster, result.summary())
+        return result
 
     # -- restore ---------------------------------------------------------------------------
 
@@ -166,21 +188,8 @@ class BackupActivities:
                 manifest = found[-1]
             else:
                 manifest = storage.manifest(request.name)
-            stored = storage.size(manifest.object)
-            if stored != manifest.stored_bytes:
-                raise StorageError(
-                    f"backup {manifest.name} is truncated or damaged: {stored} bytes stored, "
-                    f"its manifest says {manifest.stored_bytes}"
-                )
-            digest = hashlib.sha256()
             with heartbeating(lambda: f"verifying {manifest.name}"):
-                for _ in _read(storage, manifest.object, digest.update):
-                    pass  # hashing is all
-            if digest.hexdigest() != manifest.sha256:
-                raise StorageError(
-                    f"backup {manifest.name} is corrupted: sha256 {digest.hexdigest()} does "
-                    f"not match its manifest's {manifest.sha256}"
-                )
+                verify(storage, manifest)
             needed = int(manifest.streamed_bytes * 1.1) + (64 << 20)
             free = self.runtime.free_bytes(request.layout, request.node)
             if free < needed:

@@ -1,7 +1,7 @@
 """Inputs of the backup and restore activities: one model argument per activity."""
 
 from activities.runtime import ClusterLayout, ClusterRef
-from api.backup import BackupManifest, BackupTrigger, RetentionSpec, StorageRef
+from api.backup import BackupManifest, BackupTrigger, Duration, RetentionSpec, StorageRef
 from api.base import ApiModel
 
 
@@ -12,6 +12,9 @@ class TakeBackupInput(ApiModel):
     backup_id: str  # unique per request: a retry finds its own finished backup by it
     trigger: BackupTrigger
     storage: StorageRef
+    # The request's keepFor (a manual backup): the manifest's expires_at is the end of the
+    # backup plus this. None: no expiry of its own.
+    keep_for: Duration | None = None
 
 
 class FindBackupInput(ApiModel):
@@ -37,6 +40,9 @@ class InstallRestoredInput(ApiModel):
 
 
 class RetentionInput(ApiModel):
+    """The cluster's storage and its `spec.backup.retention`, which applies to scheduled
+    backups only; manual ones carry their own expiry in their manifest (`expires_at`)."""
+
     storage: StorageRef
     retention: RetentionSpec
 

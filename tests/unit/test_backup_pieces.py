@@ -1,17 +1,22 @@
 """The pure pieces of backups: schedules and retention as the user writes them, the xbstream
-scanner, the filesystem storage's promises, and the choice of the node to back up."""
+scanner, the filesystem storage's promises, and the choice of the node to back up.
+(What retention deletes: tests/unit/test_retention.py.)"""
 
 import hashlib
+import io
+import os
+import stat
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from activities.backup.retention import expired
-from activities.backup.storage import BackupNotFound, FilesystemStorage, StorageError
+from activities.backup.pipeline import compress
+from activities.backup.storage import BackupNotFound, FilesystemStorage, StorageError, verify
 from activities.backup.xbstream import XbstreamError, XbstreamScanner
-from api.backup import BackupManifest, BackupSpec, RetentionSpec
+from api.backup import BackupManifest, BackupSpec
 from api.cluster import MySQLClusterSpec
 from api.messages import NodeMemory
 from api.states import NodeState
@@ -70,22 +75,6 @@ def manifest(name: str, age: timedelta) -> BackupManifest:
     )
 
 
-def test_retention_keeps_the_last_n() -> None:
-    backups = [manifest(f"b{i}", timedelta(days=i)) for i in range(5)]
-    assert expired(backups, RetentionSpec(keep_last=2), NOW) == ["b2", "b3", "b4"]
-
-
-def test_retention_drops_what_is_too_old() -> None:
-    backups = [manifest(f"b{i}", timedelta(days=i * 3)) for i in range(4)]  # 0, 3, 6, 9 days
-    policy = RetentionSpec(keep_last=None, max_age="5d")
-    assert expired(backups, policy, NOW) == ["b2", "b3"]
-
-
-def test_retention_never_removes_the_newest_backup() -> None:
-    backups = [manifest("old", timedelta(days=30)), manifest("older", timedelta(days=40))]
-    assert expired(backups, RetentionSpec(keep_last=1, max_age="1d"), NOW) == ["older"]
-
-
 def test_the_scanner_finds_small_files_however_the_stream_is_cut() -> None:
     stream = xbstream_of(
         {
@@ -141,6 +130,73 @@ def test_a_storage_path_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(StorageError, match="cannot create the backup directory"):
         FilesystemStorage(blocker, "default", "c").check_writable()
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """The usual umask, under which a default-mode file is world-readable (0644)."""
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_backups_are_private_to_the_worker_user(tmp_path: Path, umask_022: None) -> None:
+    """A backup is a copy of the whole database: nobody else may read it, or list them."""
+    root = tmp_path / "new" / "backups"  # the storage creates its root too
+    storage = FilesystemStorage(root, "default", "c")
+    stream = io.BytesIO(xbstream_of({"xtrabackup_galera_info": b"u:1 0\n", "ibdata1": b"x" * 9}))
+    with storage.open_write("b.xbstream.zst") as out:
+        copied = compress(stream, out)
+        partial = storage.directory / ".b.xbstream.zst.partial"
+        assert mode(partial) == 0o600, "readable while it is being written"
+    done = manifest("b", timedelta(0)).model_copy(
+        update={"stored_bytes": copied.stored, "sha256": copied.sha256}
+    )
+    storage.put_manifest(done)
+    verify(storage, done)
+    assert mode(storage.directory / "b.xbstream.zst") == 0o600
+    assert mode(storage.directory / "b.manifest.json") == 0o600
+    for directory in (tmp_path / "new", root, root / "default", storage.directory):
+        assert mode(directory) == 0o700, directory
+
+
+def test_a_leftover_partial_file_does_not_lend_its_mode(tmp_path: Path, umask_022: None) -> None:
+    storage = FilesystemStorage(tmp_path, "default", "c")
+    storage.check_writable()
+    leftover = storage.directory / ".b.xbstream.zst.partial"
+    leftover.write_bytes(b"a crashed attempt")
+    leftover.chmod(0o644)
+    with storage.open_write("b.xbstream.zst") as out:
+        out.write(b"whole")
+    assert mode(storage.directory / "b.xbstream.zst") == 0o600
+
+
+def test_directories_of_an_older_version_are_closed(tmp_path: Path, umask_022: None) -> None:
+    (tmp_path / "default" / "c").mkdir(parents=True, mode=0o755)
+    storage = FilesystemStorage(tmp_path, "default", "c")
+    assert storage.manifests() == []
+    assert mode(tmp_path / "default") == mode(storage.directory) == 0o700
+
+
+def test_a_storage_owned_by_another_user_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "shared"
+    root.mkdir()
+    storage = FilesystemStorage(root, "default", "c")
+    monkeypatch.setattr(os, "geteuid", lambda: root.stat().st_uid + 1)  # we are someone else
+    for use in (storage.check_writable, storage.manifests):
+        with pytest.raises(StorageError, match=f"{root} is owned by .*not by"):
+            use()
+    with pytest.raises(StorageError, match="owned by"), storage.open_write("b.xbstream.zst"):
+        pass
+    assert list(root.iterdir()) == [], "wrote into a directory of another user"
 
 
 def test_digests_match_what_was_written(tmp_path: Path) -> None:
