@@ -140,6 +140,7 @@ class NodeStatus(Record):
     facts: NodeFacts = Field(default_factory=NodeFacts)
     since: datetime | None = None
     last_join: JoinInfo | None = None
+    last_report_sequence: int = -1  # the newest report of its agent merged so far
 
 
 class TaskInfo(Record):

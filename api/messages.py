@@ -26,7 +26,14 @@ from pydantic import Field
 
 from api.backup import BackupRecord, BackupRequest, RestoreRecord, RestoreRequest
 from api.base import ApiModel, Record
-from api.cluster import MySQLCluster, MySQLClusterSpec, NodeFacts, TaskOutcome, Transition
+from api.cluster import (
+    MySQLCluster,
+    MySQLClusterSpec,
+    NodeFacts,
+    SpecProgress,
+    TaskOutcome,
+    Transition,
+)
 from api.layout import ClusterLayout
 from api.remediation import (
     ForceActionRequest,
@@ -34,7 +41,7 @@ from api.remediation import (
     ManualIntervention,
     RemediationRecord,
 )
-from api.states import NodeState
+from api.states import ClusterState, NodeState, Phase, TaskKind
 
 QUERY_STATUS = "status"
 QUERY_SPEC = "spec"
@@ -98,7 +105,7 @@ class NodeMemory(Record):
 
 class QueuedTask(Record):
     id: str
-    kind: str
+    kind: TaskKind
     requested_at: datetime
     spec: MySQLClusterSpec | None = None
     reason: str = ""
@@ -111,19 +118,20 @@ class QueuedTask(Record):
 class ClusterMemory(Record):
     """The state carried from one run of the cluster workflow to the next (continue-as-new)."""
 
-    phase: str
+    phase: Phase
     created: bool = False
     task_counter: int = 0
     queue: list[QueuedTask] = Field(default_factory=list)
     nodes: list[NodeMemory] = Field(default_factory=list)
     transitions: list[Transition] = Field(default_factory=list)
-    reports: list[NodeReport] = Field(default_factory=list)
-    reports_dropped: int = 0
-    cluster_state: str = "Red"
+    reports: list[NodeReport] = Field(default_factory=list)  # received, not merged yet
+    reports_dropped: int = 0  # evidence lost: the oldest reports of a full queue
+    cluster_state: ClusterState = ClusterState.RED
     writer: str | None = None
     observed_generation: int | None = None
     layout: ClusterLayout | None = None
     applied_spec: MySQLClusterSpec | None = None  # what the nodes run with now
+    spec_progress: SpecProgress = Field(default_factory=SpecProgress)  # toward the desired
     serving: bool = False  # reachable through the load balancer
     primary: bool = False  # a node serves from a Primary component (whatever the balancer)
     message: str = ""
@@ -135,6 +143,7 @@ class ClusterMemory(Record):
     retry_after: dict[str, datetime] = Field(default_factory=dict)  # same keys: backoff
     backups: list[BackupRecord] = Field(default_factory=list)  # the latest, newest last
     restores: list[RestoreRecord] = Field(default_factory=list)
+    restored_names: list[str] = Field(default_factory=list)  # every MySQLRestore carried out
 
 
 class ClusterWorkflowInput(ApiModel):

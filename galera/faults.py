@@ -1,4 +1,5 @@
-"""Fault diagnosis and the playbook table. Pure: the same evidence always gives the same answer.
+"""Fault diagnosis. Pure: the same evidence always gives the same answer (what is done about
+a fault is the playbook table in workflows/decide.py).
 
 Which fault, in order of precedence (the first that applies is handled first):
 
@@ -33,7 +34,7 @@ from datetime import datetime, timedelta
 
 from api.messages import NodeMemory
 from api.mysql_options import config_error
-from api.remediation import Action, FaultClass
+from api.remediation import FaultClass
 from api.states import NodeState
 
 # What a stopped node's errors say when its storage needs a human: disk full (errno 28) or
@@ -42,26 +43,6 @@ STORAGE_ERRORS = re.compile(
     r"No space left on device|Disk full|out of disk space|Permission denied"
     r"|(Errcode:|errno|error|error number):? (28|13)\b"
 )
-
-
-@dataclass(frozen=True)
-class Playbook:
-    action: Action
-    escalate_to: FaultClass | None  # when attempts are used up; None: manual intervention
-
-
-PLAYBOOKS: dict[FaultClass, Playbook] = {
-    FaultClass.CLUSTER_DOWN: Playbook(Action.BOOTSTRAP_MOST_ADVANCED, None),
-    FaultClass.QUORUM_LOST: Playbook(Action.REFORM_PRIMARY, None),
-    FaultClass.NODE_HUNG: Playbook(Action.KILL_AND_RESTART_NODE, FaultClass.NODE_CANNOT_JOIN),
-    FaultClass.NODE_CRASHED: Playbook(Action.RESTART_NODE, FaultClass.NODE_CANNOT_JOIN),
-    FaultClass.NODE_STOPPED: Playbook(Action.RESTART_NODE, FaultClass.NODE_CANNOT_JOIN),
-    FaultClass.NODE_PARTITIONED: Playbook(Action.RESTART_RUNNING_NODE, None),
-    FaultClass.NODE_CANNOT_JOIN: Playbook(Action.REPROVISION_NODE, None),
-    FaultClass.STORAGE_ERROR: Playbook(Action.MANUAL_INTERVENTION, None),
-    FaultClass.CONFIG_ERROR: Playbook(Action.MANUAL_INTERVENTION, None),
-    FaultClass.UNKNOWN: Playbook(Action.MANUAL_INTERVENTION, None),
-}
 
 
 @dataclass(frozen=True)

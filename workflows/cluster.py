@@ -1,57 +1,46 @@
 """The cluster workflow: one long-running controller per MySQL cluster.
 
-Shape (see docs/design.md): state restored in `@workflow.init`; one main loop that waits for
-work and runs one task at a time from a serialized queue; a health watcher beside it whose
-long-running activity returns only when what it sees changes; passive reports from node
-agents arriving as signals; commands as updates with validators; continue-as-new from the main
-loop only, after every handler finished, carrying the state.
+Shape (docs/design.md): state restored in `@workflow.init`, all of it in one serializable
+`ClusterMemory`; one main loop that waits for work and runs one task at a time from a
+serialized queue, then decides (`workflows.decide`, pure) what the evidence calls for; a
+health watcher and a report drain beside it, which only merge evidence; commands as updates
+with validators; continue-as-new from the main loop only, after every handler finished.
+
+Task bodies live in modules named for what they do (lifecycle, converge, repairs, backups)
+and take the `Context`; this class keeps what Temporal needs on it: the loop and handlers.
 """
 
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, CancelledError
+from temporalio.exceptions import ActivityError, TemporalError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.cluster import ClusterActivities
-    from activities.messages import (
-        ConfigInput,
-        LayoutInput,
-        LoadBalancerInput,
-        NodeInput,
-        NodeObservation,
-        Observation,
-        PositionsInput,
-        ProvisionInput,
-        RemoveNodeInput,
-        RetireInput,
-        StartInput,
-        StopInput,
-        WaitSyncedInput,
-        WatchInput,
-    )
+    from api.backup import BackupRequest, RestoreRequest
     from api.cluster import (
         ClusterStatus,
         Endpoints,
         MySQLCluster,
         MySQLClusterSpec,
         NodeStatus,
+        SpecProgress,
         TaskInfo,
         TaskOutcome,
-        Transition,
     )
-    from api.layout import ClusterLayout, ClusterRef
     from api.messages import (
         QUERY_SPEC,
         QUERY_STATUS,
         SIGNAL_NODE_REPORT,
+        SIGNAL_SCHEDULED_BACKUP,
         UPDATE_APPLY_SPEC,
+        UPDATE_BACKUP,
         UPDATE_DELETE,
+        UPDATE_FORCE_ACTION,
+        UPDATE_RESTORE,
+        UPDATE_RESUME,
         UPDATE_START,
         UPDATE_STOP,
         ApplySpecRequest,
@@ -59,77 +48,76 @@ with workflow.unsafe.imports_passed_through():
         ClusterWorkflowInput,
         CommandResult,
         LifecycleRequest,
-        NodeMemory,
         NodeReport,
         QueuedTask,
     )
-    from api.remediation import JoinInfo, Outcome
-    from api.states import ClusterState, NodeState, Phase, TaskKind
-    from galera.bootstrap import (
-        BootstrapChoice,
-        NoSafeBootstrap,
-        can_join_by_ist,
-        choose_bootstrap,
-        must_keep_aside,
-    )
-    from galera.diagnosis import cluster_state, serves
-    from workflows.backups import Backups
-    from workflows.repair import Repairs, TaskFailed
-    from workflows.search import CLUSTER_STATE, MANUAL_INTERVENTION
+    from api.remediation import ForceActionRequest, Outcome, ResumeRequest
+    from api.states import NodeState, Phase, TaskKind
+    from galera.bootstrap import NoSafeBootstrap
+    from galera.faults import next_deadline
+    from galera.forcing import refusal
+    from workflows import backups, converge, lifecycle, repairs
+    from workflows.context import Context
+    from workflows.decide import Evidence, Pause, Repair, Wait, decide
+    from workflows.errors import Refused, TaskFailed
+    from workflows.search import CLUSTER_STATE
 
-TRANSITIONS_KEPT = 50
 OUTCOMES_KEPT = 20
+REPORTS_KEPT = 256  # at most: a report is about 375 bytes, the memory must stay far below 2 MB
 MAX_RUN_TIME = timedelta(hours=24)  # continue-as-new at the latest after this long
 
-SHORT = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
-WATCH_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10)
-)
+Task = Callable[[Context, QueuedTask], Awaitable[None]]
+TASKS: dict[TaskKind, Task] = {
+    TaskKind.CREATE: lifecycle.create,
+    TaskKind.APPLY: converge.apply,
+    TaskKind.STOP: lifecycle.stop,
+    TaskKind.START: lifecycle.start,
+    TaskKind.DELETE: lifecycle.delete,
+    TaskKind.REMEDIATE: repairs.remediate,
+    TaskKind.FORCE: repairs.force,
+    TaskKind.BACKUP: backups.backup,
+    TaskKind.RESTORE: backups.restore,
+}
 
 
 @workflow.defn(name="MySQLCluster")
-class ClusterWorkflow(Repairs, Backups):
+class ClusterWorkflow:
     @workflow.init
     def __init__(self, request: ClusterWorkflowInput) -> None:
-        self.meta = request.cluster.metadata
-        self.spec = request.cluster.spec
-        memory = request.memory or ClusterMemory(phase=Phase.CREATING.value)
-        self.memory = memory
-        self.current: QueuedTask | None = None
-        self.current_started: datetime | None = None
-        self.watcher: asyncio.Task[None] | None = None
-        self.finished = False
-        self.decide = False  # set by new evidence and by the end of a backoff
-        self.stale = True  # no observation yet in this run: decide nothing before one
-        self.changed_at = workflow.now()  # the last change of any node's state
+        memory = request.memory or ClusterMemory(phase=Phase.CREATING)
+        self.ctx = Context(request.cluster.metadata, request.cluster.spec, memory)
         if request.memory is None:
-            self._enqueue("create", self.spec, "resource applied")
+            task = self.ctx.new_task(TaskKind.CREATE, "resource applied")
+            task.spec = self.ctx.spec
+            self.ctx.enqueue(task)
 
     # -- the main loop ---------------------------------------------------------------------
 
     @workflow.run
     async def run(self, request: ClusterWorkflowInput) -> ClusterStatus:
-        shown = MANUAL_INTERVENTION if self.memory.manual else self.memory.cluster_state
-        workflow.upsert_search_attributes([CLUSTER_STATE.value_set(shown)])
-        if self.memory.created:
-            self._restart_watcher()
-        while not self.finished:
+        ctx, memory = self.ctx, self.ctx.memory
+        ctx.show_search_state()
+        if memory.created:
+            ctx.restart_watcher()
+        drain = asyncio.create_task(self._drain_reports())
+        while memory.phase is not Phase.DELETED:
             with contextlib.suppress(TimeoutError):  # a backoff or grace period ended
                 await workflow.wait_condition(
-                    lambda: (
-                        bool(self.memory.queue) or self.decide or self._time_to_continue_as_new()
-                    ),
-                    timeout=self._time_to_next_decision(),
+                    lambda: bool(memory.queue) or ctx.wake or self._time_to_continue_as_new(),
+                    timeout=self._next_look(),
                 )
-            self.decide = False
-            if self.memory.queue:
-                await self._run_task(self.memory.queue.pop(0))
-                self._reexamine()  # decide on what the task left behind, not on old evidence
+            ctx.wake = False
+            if memory.queue:
+                await self._run_task(memory.queue.pop(0))
+                ctx.reexamine()  # decide on what the task left behind, not on old evidence
             elif self._time_to_continue_as_new():
+                drain.cancel()
                 await self._continue_as_new()
             else:
                 self._decide()
-        self._stop_watcher()
+                self._converge()
+        drain.cancel()
+        ctx.stop_watcher()
         return self._status()
 
     def _time_to_continue_as_new(self) -> bool:
@@ -139,569 +127,199 @@ class ClusterWorkflow(Repairs, Backups):
         )
 
     async def _continue_as_new(self) -> None:
-        self._stop_watcher()
+        self.ctx.stop_watcher()
         await workflow.wait_condition(workflow.all_handlers_finished)
+        self._merge_reports()
         workflow.continue_as_new(
             ClusterWorkflowInput(
-                cluster=self._resource(),
-                memory=self.memory,
+                cluster=MySQLCluster(metadata=self.ctx.meta, spec=self.ctx.spec),
+                memory=self.ctx.memory,
             )
         )
 
-    def _resource(self) -> MySQLCluster:
-        return MySQLCluster(metadata=self.meta, spec=self.spec)
-
     async def _run_task(self, task: QueuedTask) -> None:
-        self.current = task
-        self.current_started = workflow.now()
-        self._show_details()
-        handler = self._tasks()[task.kind]
+        ctx = self.ctx
+        ctx.current = task
+        ctx.current_started = workflow.now()
+        ctx.show_details()
         workflow.logger.info("task %s started (%s)", task.id, task.reason)
         outcome, error_text = Outcome.SUCCEEDED, ""
         try:
-            await handler(task)
-            self.memory.message = ""
+            await TASKS[task.kind](ctx, task)
+            ctx.memory.message = ""
             workflow.logger.info("task %s done", task.id)
         except (ActivityError, TaskFailed, NoSafeBootstrap) as error:
             cause = error.cause if isinstance(error, ActivityError) and error.cause else error
-            outcome, error_text = Outcome.FAILED, str(cause)
-            self.memory.message = f"task {task.id} failed: {cause}"
-            self._transition("cluster", "task", "failed", self.memory.message)
-            workflow.logger.warning(self.memory.message)
+            outcome = Outcome.REFUSED if isinstance(error, Refused) else Outcome.FAILED
+            error_text = str(cause)
+        except TemporalError:
+            raise  # nondeterminism and the like: the workflow task must fail and be retried
+        except Exception as error:  # a bug in a task: the task fails, the controller goes on
+            outcome, error_text = Outcome.FAILED, f"internal error: {error!r}"
         finally:
-            self.memory.outcomes.append(
+            ctx.memory.outcomes.append(
                 TaskOutcome(
                     id=task.id,
-                    kind=TaskKind(task.kind),
+                    kind=task.kind,
                     outcome=outcome,
                     error=error_text,
                     requested_at=task.requested_at,
-                    started_at=self.current_started,
+                    started_at=ctx.current_started,
                     ended_at=workflow.now(),
                 )
             )
-            del self.memory.outcomes[:-OUTCOMES_KEPT]
-            self.current = None
-            self._show_details()
+            del ctx.memory.outcomes[:-OUTCOMES_KEPT]
+            ctx.current = None
+            ctx.show_details()
+        if outcome is not Outcome.SUCCEEDED:
+            ctx.memory.message = f"task {task.id} {outcome.value.lower()}: {error_text}"
+            ctx.transition("cluster", "task", outcome.value.lower(), ctx.memory.message)
+            workflow.logger.warning(ctx.memory.message)
 
-    def _tasks(self) -> dict[str, Callable[[QueuedTask], Awaitable[None]]]:
-        return {
-            "create": self._create,
-            "apply": self._apply,
-            "stop": self._stop,
-            "start": self._start,
-            "delete": self._delete,
-            "remediate": self._remediate,
-            "force": self._force,
-            "backup": self._backup,
-            "restore": self._restore,
-        }
+    # -- deciding --------------------------------------------------------------------------
 
-    # -- tasks -----------------------------------------------------------------------------
-
-    async def _create(self, task: QueuedTask) -> None:
-        spec = task.spec or self.spec
-        self._set_phase(Phase.CREATING)
-        layout = await self._layout(spec.replicas)
-        await self._act(ClusterActivities.ensure_secrets, layout.cluster)
-        source = spec.restore_from
-        for node in layout.nodes:
-            await self._act(
-                ClusterActivities.provision_node,
-                ProvisionInput(
-                    layout=layout,
-                    node=node.name,
-                    spec=spec,
-                    bootstrap_candidate=node.ordinal == 0 and source is None,
-                ),
-            )
-        self._track_nodes(layout)
-        self.memory.applied_spec = spec
-        if source is None:
-            await self._start_cluster(layout)
-        else:
-            await self._create_from_backup(task, layout, source)
-        self.memory.created = True
-        self._set_phase(Phase.RUNNING)
-        if spec.backup.schedule and workflow.patched("backup-schedule"):
-            await self._sync_schedule(spec.backup.schedule)
-
-    async def _start_cluster(
-        self, layout: ClusterLayout, bootstrap_from: str | None = None
-    ) -> None:
-        """Bootstrap from the most advanced node (or the one an operator forced), then join
-        the others: together those whose position promises an IST from it, then one at a
-        time those that may need a full copy (SST), sparing the donor."""
-        names = [n.name for n in layout.nodes]
-        unreadable: set[str] = set()  # positions that cannot be read: their data is kept aside
-        incremental: list[str] = []  # same history as the bootstrap node: they can IST
-        await self._survey(layout)
-        running = self._running_nodes()
-        if running and not self.memory.primary:
-            raise TaskFailed(
-                f"nodes {running} run without a Primary component; refusing to bootstrap "
-                "beside them"
-            )
-        if not running:
-            if bootstrap_from:
-                choice = BootstrapChoice(bootstrap_from, f"{bootstrap_from} chosen by an operator")
-            else:
-                positions = await self._act(
-                    ClusterActivities.node_positions, PositionsInput(layout=layout, nodes=names)
-                )
-                choice = choose_bootstrap(positions, {n.name: n.ordinal for n in layout.nodes})
-                unreadable = {p.node for p in positions if must_keep_aside(p.position)}
-                incremental = can_join_by_ist(positions, choice.node)
-            self._transition("cluster", "stopped", "bootstrapping", choice.reason)
-            await self._act(
-                ClusterActivities.start_node,
-                StartInput(layout=layout, node=choice.node, bootstrap=True),
-                summary=f"bootstrap {choice.node}: {choice.reason}",
-            )
-            await self._act(
-                ClusterActivities.ensure_users, NodeInput(layout=layout, node=choice.node)
-            )
-            await self._wait_synced(layout, choice.node, joining=False)
-            running = [choice.node]
-        await self._act(
-            ClusterActivities.configure_load_balancer,
-            LoadBalancerInput(layout=layout, members=names),
+    def _decision(self) -> Repair | Pause | Wait | None:
+        ctx, memory = self.ctx, self.ctx.memory
+        evidence = Evidence(
+            phase=memory.phase,
+            nodes=memory.nodes,
+            primary=memory.primary,
+            changed_at=ctx.changed_at,
+            stale=ctx.stale,
+            paused=memory.manual is not None,
+            resumed_from=memory.resumed_from,
         )
-        self._restart_watcher()
-        if incremental and workflow.patched("parallel-ist-joins"):
-            await self._join_together(layout, [n for n in incremental if n not in running])
-            running += incremental
-        for name in names:
-            if name in running:
-                continue
-            if name in unreadable and workflow.patched("keep-unreadable-data"):
-                await self._act(
-                    ClusterActivities.set_aside_data, NodeInput(layout=layout, node=name)
-                )
-            await self._act(ClusterActivities.start_node, StartInput(layout=layout, node=name))
-            await self._wait_synced(layout, name)
-
-    async def _join_together(self, layout: ClusterLayout, nodes: list[str]) -> None:
-        """Start the nodes at once and wait until each is Synced; the first failure is raised
-        after all of them ended (none is left half-started behind the task's back)."""
-
-        async def join(node: str) -> None:
-            await self._act(ClusterActivities.start_node, StartInput(layout=layout, node=node))
-            await self._wait_synced(layout, node)
-
-        results = await asyncio.gather(*(join(n) for n in nodes), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-
-    async def _apply(self, task: QueuedTask) -> None:
-        new = task.spec
-        old = self.memory.applied_spec
-        if new is None or old is None:
-            raise TaskFailed("the cluster was never created")
-        if new.mysql != old.mysql and workflow.patched("config-check"):
-            refused: str | None = await self._act(
-                ClusterActivities.config_errors,
-                ConfigInput(layout=self._layout_or_fail(), spec=new),
-            )
-            if refused:
-                self._keep_applied_spec(new, old)
-                raise TaskFailed(f"spec.mysql refused by the server, nothing changed: {refused}")
-        if new.replicas > old.replicas:
-            await self._scale_up(new)
-        if new.mysql != old.mysql:
-            await self._rolling_restart(new, old)
-        if new.replicas < old.replicas:
-            await self._scale_down(new)
-        if new.health != old.health:
-            self._restart_watcher()
-        if new.backup.schedule != old.backup.schedule:
-            await self._sync_schedule(new.backup.schedule)
-        self.memory.applied_spec = new
-        self.memory.observed_generation = self.meta.generation
-
-    async def _scale_up(self, spec: MySQLClusterSpec) -> None:
-        layout = await self._layout(spec.replicas)
-        await self._reprovision(layout, spec)
-        self._track_nodes(layout)
-        await self._act(
-            ClusterActivities.configure_load_balancer,
-            LoadBalancerInput(layout=layout, members=[n.name for n in layout.nodes]),
-        )
-        self._restart_watcher()
-        for node in layout.nodes:
-            if node.name not in self._running_nodes():
-                await self._act(
-                    ClusterActivities.start_node, StartInput(layout=layout, node=node.name)
-                )
-                await self._wait_synced(layout, node.name)
-
-    async def _scale_down(self, spec: MySQLClusterSpec) -> None:
-        layout = self._layout_or_fail()
-        keep = [n for n in layout.nodes if n.ordinal < spec.replicas]
-        for node in sorted(layout.nodes, key=lambda n: -n.ordinal):
-            if node.ordinal < spec.replicas:
-                continue
-            members = [n.name for n in layout.nodes if n.ordinal < node.ordinal]
-            await self._act(
-                ClusterActivities.configure_load_balancer,
-                LoadBalancerInput(layout=layout, members=members),
-            )
-            await self._act(ClusterActivities.stop_node, StopInput(layout=layout, node=node.name))
-            await self._act(
-                ClusterActivities.remove_node,
-                RemoveNodeInput(layout=layout, node=node.name, delete_data=False),
-            )
-        smaller = await self._layout(spec.replicas)
-        assert [n.name for n in smaller.nodes] == [n.name for n in keep]
-        await self._reprovision(smaller, spec)
-        self._track_nodes(smaller)
-        self._restart_watcher()
-
-    async def _rolling_restart(self, spec: MySQLClusterSpec, last: MySQLClusterSpec) -> None:
-        """New server options: rewrite every my.cnf, then restart one node at a time, the
-        current writer last, each back to Synced before the next. A node that does not come
-        back with them goes back to the last options that worked, and the change stops."""
-        layout = self._layout_or_fail()
-        await self._reprovision(layout, spec)
-        order = sorted(layout.nodes, key=lambda n: (n.name == self.memory.writer, n.ordinal))
-        alone = len(layout.nodes) == 1
-        for node in order:
-            await self._act(ClusterActivities.stop_node, StopInput(layout=layout, node=node.name))
-            try:
-                await self._act(
-                    ClusterActivities.start_node,
-                    StartInput(layout=layout, node=node.name, bootstrap=alone),
-                )
-                await self._wait_synced(layout, node.name)
-            except ActivityError as error:
-                if not workflow.patched("config-rollback"):
-                    raise
-                cause = error.cause or error
-                await self._reprovision(layout, last)
-                self._keep_applied_spec(spec, spec.model_copy(update={"mysql": last.mysql}))
-                await self._act(
-                    ClusterActivities.start_node,
-                    StartInput(layout=layout, node=node.name, bootstrap=alone),
-                )
-                await self._wait_synced(layout, node.name)
-                raise TaskFailed(
-                    f"{node.name} did not come back with the new options ({cause}): it runs "
-                    "the last options that worked again, and the change stopped"
-                ) from None
-
-    def _keep_applied_spec(self, refused: MySQLClusterSpec, applied: MySQLClusterSpec) -> None:
-        """A refused change leaves the cluster's spec as last applied (unless a newer one came)."""
-        if self.spec == refused:
-            self.spec = applied
-
-    async def _reprovision(self, layout: ClusterLayout, spec: MySQLClusterSpec) -> None:
-        for node in layout.nodes:
-            await self._act(
-                ClusterActivities.provision_node,
-                ProvisionInput(layout=layout, node=node.name, spec=spec),
-            )
-
-    async def _stop(self, task: QueuedTask) -> None:
-        await self._stop_all_nodes()
-        self._set_phase(Phase.STOPPED)
-
-    async def _start(self, task: QueuedTask) -> None:
-        layout = self._layout_or_fail()
-        # Configs as this version writes them (patched: histories from before replay as they ran)
-        if self.memory.applied_spec is not None and workflow.patched("start-reprovisions"):
-            await self._reprovision(layout, self.memory.applied_spec)
-        await self._start_cluster(layout)
-        self._set_phase(Phase.RUNNING)
-
-    async def _delete(self, task: QueuedTask) -> None:
-        self._set_phase(Phase.DELETING)
-        layout = self.memory.layout
-        if layout is not None:
-            if workflow.patched("backup-schedule"):
-                await self._sync_schedule(None)  # the backups themselves are kept
-            await self._stop_all_nodes()
-            self._stop_watcher()
-            await self._act(
-                ClusterActivities.retire_cluster,
-                RetireInput(layout=layout, delete_data=self.spec.deletion_policy == "Delete"),
-            )
-        self._set_phase(Phase.DELETED)
-        self.memory.queue.clear()
-        self.finished = True
-
-    async def _stop_all_nodes(self) -> None:
-        """Graceful stop, the writer last: the last node down is the one safe to bootstrap."""
-        layout = self._layout_or_fail()
-        order = sorted(layout.nodes, key=lambda n: (n.name == self.memory.writer, -n.ordinal))
-        for node in order:
-            await self._act(ClusterActivities.stop_node, StopInput(layout=layout, node=node.name))
-
-    # -- activities ------------------------------------------------------------------------
-
-    async def _act(
-        self,
-        activity: Callable[..., Any],
-        argument: Any,
-        timeout: timedelta = timedelta(minutes=5),
-        heartbeat: timedelta | None = None,
-        summary: str | None = None,
-    ) -> Any:
-        """Run one activity; its summary (shown in the Temporal UI) says what and on which node."""
-        node = getattr(argument, "node", None)
-        default = activity.__name__.replace("_", " ") + (f" {node}" if node else "")
-        return await workflow.execute_activity_method(
-            activity,
-            argument,
-            start_to_close_timeout=timeout,
-            heartbeat_timeout=heartbeat,
-            retry_policy=SHORT,
-            summary=summary or default,
+        return decide(
+            evidence, memory.attempts, memory.retry_after, workflow.now(), ctx.spec.remediation
         )
 
-    async def _layout(self, replicas: int) -> ClusterLayout:
-        cluster = ClusterRef(namespace=self.meta.namespace, name=self.meta.name)
-        layout: ClusterLayout = await self._act(
-            ClusterActivities.cluster_layout, LayoutInput(cluster=cluster, replicas=replicas)
-        )
-        self.memory.layout = layout
-        return layout
+    def _decide(self) -> None:
+        decision = self._decision()
+        if isinstance(decision, Repair):
+            repairs.queue_repair(self.ctx, decision)
+        elif isinstance(decision, Pause):
+            repairs.pause(self.ctx, decision)
 
-    def _layout_or_fail(self) -> ClusterLayout:
-        if self.memory.layout is None:
-            raise TaskFailed("the cluster has no layout yet: it was never created")
-        return self.memory.layout
-
-    async def _wait_synced(
-        self,
-        layout: ClusterLayout,
-        node: str,
-        joining: bool = True,
-        timeout: timedelta | None = None,
-    ) -> JoinInfo | None:
-        """Until the node is Synced; how it joined (IST or SST, and why), when it did."""
-        waiting = WaitSyncedInput(layout=layout, node=node, joining=joining)
-        if timeout is not None:
-            waiting.timeout_seconds = timeout.total_seconds()
-        seen: NodeObservation = await self._act(
-            ClusterActivities.wait_synced,
-            waiting,
-            timeout=timedelta(minutes=20),
-            heartbeat=timedelta(seconds=30),
-        )
-        self._record(seen)  # a Synced node is fresh evidence too
-        self.memory.primary = True
-        self._update_cluster_state("probe")
-        if seen.join is None:
-            return None
-        join = seen.join.model_copy(update={"at": workflow.now()})
-        if (memory := self._node(node)) is not None:
-            memory.last_join = join
-        self._transition(node, "joining", f"joined by {join.method.value}", join.detail)
-        return join
-
-    # -- health ----------------------------------------------------------------------------
-
-    def _restart_watcher(self) -> None:
-        if self.watcher is not None:
-            self.watcher.cancel()
-        if self.memory.layout is not None:
-            self.watcher = asyncio.create_task(self._watch(self.memory.layout))
-
-    async def _survey(self, layout: ClusterLayout) -> None:
-        """Look at every node now, rather than act on what the watcher saw last."""
-        observation: Observation = await self._act(
-            ClusterActivities.watch_health, WatchInput(layout=layout, health=self.spec.health)
-        )
-        self._observe(observation)
-
-    def _stop_watcher(self) -> None:
-        if self.watcher is not None:
-            self.watcher.cancel()
-            self.watcher = None
-
-    async def _watch(self, layout: ClusterLayout) -> None:
-        baseline: Observation | None = None  # the first watch re-examines everything at once
-        health = self.spec.health
-        while True:
-            try:
-                observation: Observation = await workflow.execute_activity_method(
-                    ClusterActivities.watch_health,
-                    WatchInput(layout=layout, health=health, baseline=baseline),
-                    start_to_close_timeout=timedelta(seconds=health.resync_seconds + 120),
-                    heartbeat_timeout=timedelta(seconds=10),
-                    retry_policy=WATCH_RETRY,
-                )
-            except ActivityError as error:
-                if isinstance(error.cause, CancelledError):
-                    return  # replaced by a watcher with a new layout or spec
-                raise
-            baseline = observation
-            self._observe(observation)
-
-    def _observe(self, observation: Observation) -> None:
-        self.memory.writer = observation.writer
-        self.memory.serving = observation.serving
-        self.memory.primary = observation.primary
-        for seen in observation.nodes:
-            self._record(seen)
-        self._update_cluster_state("probe")
-        self._show_details()
-        self.stale = False
-        self.decide = True
-
-    def _record(self, seen: NodeObservation) -> None:
-        node = self._node(seen.name)
-        if node is None:
+    def _converge(self) -> None:
+        """Retry the desired spec once a failed attempt's backoff ended."""
+        ctx, memory = self.ctx, self.ctx.memory
+        if self._spec_retry_at() != workflow.now() or not workflow.patched("spec-retries"):
             return
-        node.facts = seen.facts
-        node.pid = seen.pid
-        node.evidence_at = workflow.now()
-        self._set_node_state(node, seen.state, seen.reason, "probe")
+        progress = memory.spec_progress
+        task = ctx.new_task(
+            TaskKind.APPLY,
+            f"retry {progress.attempts + 1} of generation {ctx.meta.generation}: {progress.error}",
+        )
+        task.spec = ctx.spec
+        ctx.enqueue(task)
+
+    def _spec_retry_at(self) -> datetime | None:
+        ctx, memory = self.ctx, self.ctx.memory
+        if (
+            memory.phase is not Phase.RUNNING
+            or memory.applied_spec in (None, ctx.spec)
+            or ctx.has_task(TaskKind.APPLY)
+        ):
+            return None
+        return converge.next_attempt(memory.spec_progress, ctx.applied.remediation, workflow.now())
+
+    def _next_look(self) -> timedelta | None:
+        """How long the loop may sleep when nothing arrives: until a backoff, a settling or a
+        grace period ends. None when nothing is pending, in every phase: the history grows
+        with changes, never with time."""
+        if not workflow.patched("decide-waits"):
+            return self._legacy_next_look()
+        now = workflow.now()
+        moments = [m for m in (self._spec_retry_at(),) if m is not None]
+        if isinstance(decision := self._decision(), Wait):
+            moments.append(decision.until)
+        return min(moments) - now if moments and min(moments) > now else None
+
+    def _legacy_next_look(self) -> timedelta | None:
+        """As histories recorded before the decide step computed it (past moments included)."""
+        ctx, rules = self.ctx, self.ctx.spec.remediation
+        settle = ctx.changed_at + timedelta(seconds=rules.settle_seconds)
+        moments = list(ctx.memory.retry_after.values())
+        if workflow.now() < settle:
+            moments.append(settle)
+        grace = timedelta(seconds=rules.hung_grace_seconds)
+        cut_off = timedelta(seconds=rules.partition_grace_seconds)
+        if (unknown := next_deadline(ctx.memory.nodes, grace, cut_off)) is not None:
+            moments.append(unknown)
+        if not moments or ctx.memory.manual:
+            return None
+        return max(min(moments) - workflow.now(), timedelta(milliseconds=100))
+
+    # -- passive reports -------------------------------------------------------------------
 
     @workflow.signal(name=SIGNAL_NODE_REPORT)
     def node_report(self, report: NodeReport) -> None:
-        """A passive report: queued (bounded, oldest dropped) and merged if it is news."""
-        self.memory.reports.append(report)
-        capacity = self.spec.health.report_queue_capacity
-        if len(self.memory.reports) > capacity:
-            dropped = len(self.memory.reports) - capacity
-            del self.memory.reports[:dropped]
-            self.memory.reports_dropped += dropped
-        node = self._node(report.node)
-        if node is None:
+        """A passive report: queued (bounded, the oldest dropped when full: evidence lost),
+        drained in order as soon as the workflow runs."""
+        memory = self.ctx.memory
+        memory.reports.append(report)
+        capacity = min(self.ctx.spec.health.report_queue_capacity, REPORTS_KEPT)
+        if len(memory.reports) > capacity:
+            dropped = len(memory.reports) - capacity
+            del memory.reports[:dropped]
+            memory.reports_dropped += dropped
+        if not workflow.patched("report-queue"):
+            self.ctx.merge_report(report, ordered_by_arrival=False)  # as recorded before
+
+    async def _drain_reports(self) -> None:
+        while True:
+            await workflow.wait_condition(lambda: bool(self.ctx.memory.reports))
+            self._merge_reports()
+
+    def _merge_reports(self) -> None:
+        if not workflow.patched("report-queue"):
+            self.ctx.memory.reports.clear()  # merged by the handler
             return
-        same_agent = node.last_report_agent == report.agent_started_at
-        if same_agent and report.sequence <= node.last_report_sequence:
-            return  # delivered twice or out of order
-        node.last_report_agent = report.agent_started_at
-        node.last_report_sequence = report.sequence
-        if node.evidence_at is not None and report.observed_at <= node.evidence_at:
-            return  # a probe has seen something newer
-        node.facts = report.facts
-        node.evidence_at = report.observed_at
-        self._set_node_state(node, report.state, report.reason or report.state.value, "agent")
-        donor_serves = self.spec.health.serve_from_donor
-        # An agent's word can take serving away at once; only the probe, which also asks the
-        # load balancer, can give it back.
-        self.memory.primary = any(serves(n.facts, donor_serves) for n in self.memory.nodes)
-        self.memory.serving = self.memory.serving and self.memory.primary
-        self._update_cluster_state("agent")
-        self._show_details()
-        self.decide = True
+        while self.ctx.memory.reports:
+            self.ctx.merge_report(self.ctx.memory.reports.pop(0), ordered_by_arrival=True)
 
-    def _set_node_state(self, node: NodeMemory, state: NodeState, reason: str, source: str) -> None:
-        node.reason = reason
-        if node.state is state:
-            return
-        self._transition(node.name, node.state.value, state.value, f"{source}: {reason}")
-        node.state = state
-        node.since = workflow.now()
-        self.changed_at = workflow.now()
-        if state is NodeState.GREEN:
-            self._forget_attempts(node.name)
-
-    def _show_details(self) -> None:
-        """The one-line summary the Temporal UI shows for the running workflow."""
-        green = sum(1 for n in self.memory.nodes if n.state is NodeState.GREEN)
-        task = self.current.id if self.current else "idle"
-        queued = f", {len(self.memory.queue)} queued" if self.memory.queue else ""
-        workflow.set_current_details(
-            f"**{self.memory.cluster_state}** ({self.memory.phase}): {green}/{self.spec.replicas}"
-            f" nodes Green, writer {self.memory.writer or '-'}; task: {task}{queued}"
-        )
-
-    def _update_cluster_state(self, source: str) -> None:
-        state = cluster_state(
-            (n.state for n in self.memory.nodes), self.spec.replicas, self.memory.serving
-        )
-        if state.value == self.memory.cluster_state:
-            return
-        green = sum(1 for n in self.memory.nodes if n.state is NodeState.GREEN)
-        self._transition(
-            "cluster",
-            self.memory.cluster_state,
-            state.value,
-            f"{source}: {green} of {self.spec.replicas} nodes Green, "
-            f"{'serving' if self.memory.serving else 'not serving'}",
-        )
-        self.memory.cluster_state = state.value
-        if state is ClusterState.GREEN:
-            self._forget_attempts(None)
-        if self.memory.manual is None:
-            workflow.upsert_search_attributes([CLUSTER_STATE.value_set(state.value)])
-
-    def _track_nodes(self, layout: ClusterLayout) -> None:
-        known = {n.name: n for n in self.memory.nodes}
-        self.memory.nodes = [
-            known.get(n.name) or NodeMemory(name=n.name, ordinal=n.ordinal) for n in layout.nodes
-        ]
-
-    def _node(self, name: str) -> NodeMemory | None:
-        return next((n for n in self.memory.nodes if n.name == name), None)
-
-    def _running_nodes(self) -> list[str]:
-        return [n.name for n in self.memory.nodes if n.facts.process_alive]
-
-    def _transition(self, subject: str, before: str, after: str, reason: str) -> None:
-        self.memory.transitions.append(
-            Transition(
-                at=workflow.now(), subject=subject, from_state=before, to_state=after, reason=reason
-            )
-        )
-        del self.memory.transitions[:-TRANSITIONS_KEPT]
-
-    def _set_phase(self, phase: Phase) -> None:
-        if self.memory.phase != phase.value:
-            self._transition("cluster", self.memory.phase, phase.value, "lifecycle")
-            self.memory.phase = phase.value
-
-    # -- fault handling (the decisions and repairs are in workflows/repair.py) ---------------
-
-    def _reexamine(self) -> None:
-        """Look at every node afresh (the watcher's first call returns at once)."""
-        if self.memory.created and not self.finished:
-            self.stale = True
-            self._restart_watcher()
+    @workflow.signal(name=SIGNAL_SCHEDULED_BACKUP)
+    def scheduled_backup(self, request: BackupRequest) -> None:
+        backups.scheduled_backup(self.ctx, request)
 
     # -- commands --------------------------------------------------------------------------
 
-    def _new_task(self, kind: str, reason: str) -> QueuedTask:
-        self.memory.task_counter += 1
-        return QueuedTask(
-            id=f"{kind}-{self.memory.task_counter}",
-            kind=kind,
-            requested_at=workflow.now(),
-            reason=reason,
-        )
-
-    def _enqueue(self, kind: str, spec: MySQLClusterSpec | None, reason: str) -> CommandResult:
-        task = self._new_task(kind, reason)
-        task.spec = spec
-        self.memory.queue.append(task)
+    def _queue(self, kind: TaskKind, reason: str) -> CommandResult:
+        task = self.ctx.enqueue(self.ctx.new_task(kind, reason))
         return CommandResult(accepted=True, task_id=task.id, message=f"queued as {task.id}")
-
-    def _refuse_when_ending(self) -> None:
-        if self.memory.phase in (Phase.DELETING.value, Phase.DELETED.value) or any(
-            t.kind == "delete" for t in self.memory.queue
-        ):
-            raise ValueError("the cluster is being deleted")
 
     @workflow.update(name=UPDATE_APPLY_SPEC)
     def apply_spec(self, request: ApplySpecRequest) -> CommandResult:
-        self.spec = request.spec
+        """The desired spec changes at once; the apply task converges the cluster to it."""
+        ctx = self.ctx
+        ctx.spec = request.spec
         if request.generation is not None:
-            self.meta.generation = request.generation
-        return self._enqueue("apply", request.spec, "spec changed")
+            ctx.meta.generation = request.generation
+        if workflow.patched("desired-spec"):
+            ctx.memory.spec_progress = SpecProgress()
+            queued = next((t for t in ctx.memory.queue if t.kind is TaskKind.APPLY), None)
+            if queued is not None:
+                return CommandResult(
+                    accepted=True, task_id=queued.id, message=f"{queued.id} will apply it"
+                )
+            if ctx.memory.phase is Phase.STOPPED:
+                return CommandResult(
+                    accepted=True, message="the cluster is stopped: applied when it starts"
+                )
+        task = ctx.new_task(TaskKind.APPLY, "spec changed")
+        task.spec = request.spec
+        ctx.enqueue(task)
+        return CommandResult(accepted=True, task_id=task.id, message=f"queued as {task.id}")
 
     @apply_spec.validator
     def _validate_apply_spec(self, request: ApplySpecRequest) -> None:
-        self._refuse_when_ending()
-        if request.spec == self.spec:
+        ctx = self.ctx
+        ctx.refuse_when_ending()
+        if request.spec == ctx.spec and ctx.spec == ctx.applied:
             raise ValueError("unchanged: the cluster already has this spec")
-        if request.spec.flavor != self.spec.flavor:
+        if request.spec.flavor != ctx.spec.flavor:
             raise ValueError("spec.flavor cannot change on an existing cluster")
-        if request.spec.restore_from != self.spec.restore_from:
+        if request.spec.restore_from != ctx.spec.restore_from:
             raise ValueError(
                 "spec.restoreFrom only applies when a cluster is created; to restore into an "
                 "existing cluster use a MySQLRestore (mysqlops restore)"
@@ -709,60 +327,121 @@ class ClusterWorkflow(Repairs, Backups):
 
     @workflow.update(name=UPDATE_STOP)
     def stop(self, request: LifecycleRequest) -> CommandResult:
-        return self._enqueue("stop", None, request.reason or "stop requested")
+        return self._queue(TaskKind.STOP, request.reason or "stop requested")
 
     @stop.validator
     def _validate_stop(self, request: LifecycleRequest) -> None:
-        self._refuse_when_ending()
+        self.ctx.refuse_when_ending()
 
     @workflow.update(name=UPDATE_START)
     def start(self, request: LifecycleRequest) -> CommandResult:
-        if self._being_created():
+        if self.ctx.being_created():
             return CommandResult(accepted=True, message="being created: it starts when done")
-        return self._enqueue("start", None, request.reason or "start requested")
+        return self._queue(TaskKind.START, request.reason or "start requested")
 
     @start.validator
     def _validate_start(self, request: LifecycleRequest) -> None:
-        self._refuse_when_ending()
-        if not self.memory.created and not self._being_created():
+        self.ctx.refuse_when_ending()
+        if not self.ctx.memory.created and not self.ctx.being_created():
             raise ValueError("the cluster was never created")
-
-    def _being_created(self) -> bool:
-        tasks = [*self.memory.queue, *([self.current] if self.current else [])]
-        return not self.memory.created and any(t.kind == "create" for t in tasks)
 
     @workflow.update(name=UPDATE_DELETE)
     def delete(self, request: LifecycleRequest) -> CommandResult:
-        return self._enqueue("delete", None, request.reason or "delete requested")
+        return self._queue(TaskKind.DELETE, request.reason or "delete requested")
 
     @delete.validator
     def _validate_delete(self, request: LifecycleRequest) -> None:
-        self._refuse_when_ending()
+        """A delete that failed left the phase Deleting: a new delete runs it again."""
+        if self.ctx.memory.phase is Phase.DELETED:
+            raise ValueError("the cluster is deleted")
+        if self.ctx.has_task(TaskKind.DELETE):
+            raise ValueError("the cluster is being deleted")
+
+    @workflow.update(name=UPDATE_FORCE_ACTION)
+    def force_action(self, request: ForceActionRequest) -> CommandResult:
+        record = repairs.queue_forced(self.ctx, request)
+        return CommandResult(accepted=True, task_id=record.id, message=f"queued as {record.id}")
+
+    @force_action.validator
+    def _validate_force_action(self, request: ForceActionRequest) -> None:
+        memory = self.ctx.memory
+        self.ctx.refuse_when_ending()
+        if memory.phase is not Phase.RUNNING:
+            raise ValueError(f"the cluster is {memory.phase}: start it first")
+        found = refusal(request, memory.nodes, memory.primary)
+        if found is not None and not (found.overridable and request.force):
+            hint = " (add force to carry it out anyway)" if found.overridable else ""
+            raise ValueError(f"{found.reason}{hint}")
+
+    @workflow.update(name=UPDATE_RESUME)
+    def resume(self, request: ResumeRequest) -> CommandResult:
+        ctx, memory = self.ctx, self.ctx.memory
+        paused = memory.manual
+        if paused is None:  # the validator refuses this; kept for the type checker
+            raise ValueError("automation is not paused: nothing to resume")
+        memory.manual = None
+        memory.resumed_from = paused.evidence
+        ctx.forget_attempts(None)
+        ctx.transition("cluster", "ManualIntervention", "automatic", request.reason)
+        workflow.upsert_search_attributes([CLUSTER_STATE.value_set(memory.cluster_state.value)])
+        ctx.wake = True
+        ctx.show_details()
+        return CommandResult(accepted=True, message=f"automation resumed after {paused.fault}")
+
+    @resume.validator
+    def _validate_resume(self, request: ResumeRequest) -> None:
+        if self.ctx.memory.manual is None:
+            raise ValueError("automation is not paused: nothing to resume")
+
+    @workflow.update(name=UPDATE_BACKUP)
+    def backup(self, request: BackupRequest) -> CommandResult:
+        return backups.queue_backup(self.ctx, request)
+
+    @backup.validator
+    def _validate_backup(self, request: BackupRequest) -> None:
+        backups.check_backup(self.ctx, request)
+
+    @workflow.update(name=UPDATE_RESTORE)
+    def restore(self, request: RestoreRequest) -> CommandResult:
+        return backups.queue_restore(self.ctx, request)
+
+    @restore.validator
+    def _validate_restore(self, request: RestoreRequest) -> None:
+        backups.check_restore(self.ctx, request)
 
     # -- queries ---------------------------------------------------------------------------
 
     @workflow.query(name=QUERY_SPEC)
     def current_spec(self) -> MySQLClusterSpec:
-        return self.spec
+        """The desired spec: what the user last applied."""
+        return self.ctx.spec
 
     @workflow.query(name=QUERY_STATUS)
     def status(self) -> ClusterStatus:
         return self._status()
 
     def _status(self) -> ClusterStatus:
-        layout = self.memory.layout
+        ctx, memory = self.ctx, self.ctx.memory
+        layout = memory.layout
         addresses = {n.name: n for n in layout.nodes} if layout else {}
         current = None
-        if self.current is not None:
-            current = _task_info(self.current)
-            current.started_at = self.current_started
+        if ctx.current is not None:
+            current = _task_info(ctx.current)
+            current.started_at = ctx.current_started
+        progress = memory.spec_progress.model_copy(
+            update={
+                "desired_generation": ctx.meta.generation,
+                "observed_generation": memory.observed_generation,
+                "converged": memory.applied_spec is not None and memory.applied_spec == ctx.spec,
+            }
+        )
         return ClusterStatus(
             workflow_id=workflow.info().workflow_id,
-            phase=Phase(self.memory.phase),
-            state=ClusterState(self.memory.cluster_state),
-            writer=self.memory.writer,
-            replicas=self.spec.replicas,
-            ready_replicas=sum(1 for n in self.memory.nodes if n.state is NodeState.GREEN),
+            phase=memory.phase,
+            state=memory.cluster_state,
+            writer=memory.writer,
+            replicas=ctx.spec.replicas,
+            ready_replicas=sum(1 for n in memory.nodes if n.state is NodeState.GREEN),
             nodes=[
                 NodeStatus(
                     name=n.name,
@@ -774,12 +453,13 @@ class ClusterWorkflow(Repairs, Backups):
                     facts=n.facts,
                     since=n.since,
                     last_join=n.last_join,
+                    last_report_sequence=n.last_report_sequence,
                 )
-                for n in self.memory.nodes
+                for n in memory.nodes
             ],
             current_task=current,
-            queued_tasks=[_task_info(t) for t in self.memory.queue],
-            transitions=list(self.memory.transitions),
+            queued_tasks=[_task_info(t) for t in memory.queue],
+            transitions=list(memory.transitions),
             endpoints=Endpoints(
                 host=layout.host,
                 writer_port=layout.writer_port,
@@ -788,15 +468,16 @@ class ClusterWorkflow(Repairs, Backups):
             )
             if layout
             else None,
-            reports_queued=len(self.memory.reports),
-            reports_dropped=self.memory.reports_dropped,
-            observed_generation=self.memory.observed_generation,
-            message=self.memory.message,
-            outcomes=list(self.memory.outcomes),
-            manual_intervention=self.memory.manual,
-            remediations=list(self.memory.remediations),
-            backups=list(self.memory.backups),
-            restores=list(self.memory.restores),
+            reports_queued=len(memory.reports),
+            reports_dropped=memory.reports_dropped,
+            observed_generation=memory.observed_generation,
+            message=memory.message,
+            outcomes=list(memory.outcomes),
+            spec_progress=progress,
+            manual_intervention=memory.manual,
+            remediations=list(memory.remediations),
+            backups=list(memory.backups),
+            restores=list(memory.restores),
         )
 
 

@@ -22,7 +22,7 @@ from api.messages import NodeMemory
 from api.states import NodeState
 from tests.xbstream import xbstream_of
 from workflows.backups import choose_backup_node
-from workflows.repair import TaskFailed
+from workflows.errors import TaskFailed
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 

@@ -8,7 +8,8 @@ from api.cluster import NodeFacts
 from api.messages import NodeMemory
 from api.remediation import Action, FaultClass
 from api.states import ExitKind, NodeState
-from galera.faults import PLAYBOOKS, diagnose, next_deadline
+from galera.faults import diagnose, next_deadline
+from workflows.decide import PLAYBOOKS
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 GRACE = timedelta(seconds=10)

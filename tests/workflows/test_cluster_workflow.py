@@ -2,25 +2,31 @@
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
-from api.cluster import ClusterStatus, MySQLClusterSpec, NodeFacts
+from api.cluster import ClusterStatus, MySQLCluster, MySQLClusterSpec, NodeFacts, TaskOutcome
 from api.messages import (
     QUERY_SPEC,
     SIGNAL_NODE_REPORT,
     UPDATE_APPLY_SPEC,
     UPDATE_DELETE,
     ApplySpecRequest,
+    ClusterMemory,
+    ClusterWorkflowInput,
     CommandResult,
     LifecycleRequest,
+    NodeMemory,
     NodeReport,
 )
-from api.states import ExitKind, NodeState
+from api.remediation import Outcome
+from api.states import ExitKind, NodeState, Phase, TaskKind
 from tests.conftest import start_temporal
 from tests.workflows.harness import (
     Harness,
@@ -31,6 +37,8 @@ from tests.workflows.harness import (
     status,
     until,
 )
+from workers.worker import build_worker
+from workflows.cluster import ClusterWorkflow
 from workflows.search import CLUSTER_STATE
 
 
@@ -87,37 +95,74 @@ async def test_refused_update_writes_nothing(harness: Harness) -> None:
     assert await update_events(handle) == before
 
 
-async def test_agent_reports_are_merged_and_bounded(harness: Harness) -> None:
-    handle = await harness.start(
-        replicas=3, health={"probeIntervalSeconds": 0.2, "reportQueueCapacity": 3}
+def report_of(
+    node: str, sequence: int, agent: datetime, observed_at: datetime | None = None
+) -> NodeReport:
+    return NodeReport(
+        node=node,
+        state=NodeState.RED_UNCLEAN,
+        facts=NodeFacts(process_alive=False, exit_kind=ExitKind.UNCLEAN),
+        observed_at=observed_at or datetime.now(UTC),
+        sequence=sequence,
+        agent_started_at=agent,
     )
+
+
+async def test_a_fresh_report_counts_whatever_the_agents_clock_says(harness: Harness) -> None:
+    handle = await harness.start(remediation={"enabled": False})
     ready = await until(handle, green_and_idle)
     victim = ready.nodes[1].name
     agent = datetime.now(UTC)
-
-    def report(sequence: int, observed_at: datetime) -> NodeReport:
-        return NodeReport(
-            node=victim,
-            state=NodeState.RED_UNCLEAN,
-            facts=NodeFacts(process_alive=False, exit_kind=ExitKind.UNCLEAN),
-            observed_at=observed_at,
-            sequence=sequence,
-            agent_started_at=agent,
-        )
-
-    stale = datetime(2000, 1, 1, tzinfo=UTC)  # older than every probe: evidence, not news
-    for sequence in range(1, 5):
-        await handle.signal(SIGNAL_NODE_REPORT, report(sequence, stale))
-    seen = await until(handle, lambda s: s.reports_queued + s.reports_dropped == 4)
-    assert (seen.reports_queued, seen.reports_dropped) == (3, 1)
-    assert not any(t.subject == victim and t.reason.startswith("agent") for t in seen.transitions)
-
-    await handle.signal(SIGNAL_NODE_REPORT, report(5, datetime.now(UTC)))
-    seen = await until(handle, lambda s: s.reports_dropped == 2)
+    # The agent's clock is decades behind the workflow's: its report is news all the same.
+    await handle.signal(
+        SIGNAL_NODE_REPORT, report_of(victim, 1, agent, datetime(2000, 1, 1, tzinfo=UTC))
+    )
+    seen = await until(handle, lambda s: s.nodes[1].last_report_sequence == 1)
     assert any(
         t.subject == victim and t.to_state == "Red-unclean" and t.reason.startswith("agent")
         for t in seen.transitions
-    ), "a fresh agent report changes the node's state at once"
+    )
+    # The same report delivered again (or an older one) changes nothing.
+    green = report_of(victim, 1, agent).model_copy(
+        update={"state": NodeState.GREEN, "facts": ready.nodes[1].facts}
+    )
+    await handle.signal(SIGNAL_NODE_REPORT, green)
+    await handle.signal(SIGNAL_NODE_REPORT, report_of(victim, 2, agent))
+    seen = await until(handle, lambda s: s.nodes[1].last_report_sequence == 2)
+    agent_lines = [t for t in seen.transitions if t.subject == victim and "agent" in t.reason]
+    assert {t.to_state for t in agent_lines} == {"Red-unclean"}  # the duplicate was not merged
+    assert (seen.reports_queued, seen.reports_dropped) == (0, 0)  # drained, nothing lost
+
+
+async def test_reports_beyond_the_queue_capacity_lose_the_oldest(harness: Harness) -> None:
+    """Signals that arrive while no worker runs the workflow are delivered in one batch: the
+    queue keeps the newest `reportQueueCapacity`, counts the others as lost, merges in order."""
+    cluster = MySQLCluster.model_validate(
+        {
+            "metadata": {"name": f"q{uuid.uuid4().hex[:8]}"},
+            "spec": {"replicas": 3, "health": {"reportQueueCapacity": 3}},
+        }
+    )
+    names = [f"{cluster.metadata.name}-{i}" for i in range(3)]
+    memory = ClusterMemory(
+        phase=Phase.STOPPED, nodes=[NodeMemory(name=n, ordinal=i) for i, n in enumerate(names)]
+    )
+    queue = f"paused-{uuid.uuid4().hex[:8]}"
+    handle = await harness.client.start_workflow(
+        ClusterWorkflow.run,
+        ClusterWorkflowInput(cluster=cluster, memory=memory),
+        id=cluster.workflow_id,
+        task_queue=queue,
+    )
+    agent = datetime.now(UTC)
+    for sequence in range(1, 6):
+        await handle.signal(SIGNAL_NODE_REPORT, report_of(names[2], sequence, agent))
+    with ThreadPoolExecutor(max_workers=64) as executor:
+        async with build_worker(harness.client, harness.runtime, executor, task_queue=queue):
+            seen = await until(handle, lambda s: s.nodes[2].last_report_sequence == 5)
+            assert (seen.reports_queued, seen.reports_dropped) == (0, 2)
+            assert seen.nodes[2].state is NodeState.RED_UNCLEAN
+            await handle.terminate("test over")
 
 
 async def test_a_killed_node_is_red_unclean_and_the_cluster_yellow(harness: Harness) -> None:
@@ -175,8 +220,8 @@ async def test_no_secret_reaches_the_history(harness: Harness) -> None:
 MAX_REPORTS = 400
 
 
-def reports_accounted(sent: int) -> Callable[[ClusterStatus], bool]:
-    return lambda s: s.reports_queued + s.reports_dropped == sent
+def reports_merged(node: int, sent: int) -> Callable[[ClusterStatus], bool]:
+    return lambda s: s.nodes[node].last_report_sequence == sent and s.reports_queued == 0
 
 
 async def test_continue_as_new_carries_state_and_loses_no_signal() -> None:
@@ -186,7 +231,7 @@ async def test_continue_as_new_carries_state_and_loses_no_signal() -> None:
     try:
         async for h in running_harness(env):
             handle = await h.start()
-            await until(handle, green_and_idle)
+            ready = await until(handle, green_and_idle)
             latest = h.client.get_workflow_handle(handle.id)
             first_run = (await latest.describe()).run_id
             agent = datetime.now(UTC)
@@ -198,9 +243,9 @@ async def test_continue_as_new_carries_state_and_loses_no_signal() -> None:
                 await handle.signal(
                     SIGNAL_NODE_REPORT,
                     NodeReport(
-                        node="unknown-node",
+                        node=ready.nodes[2].name,
                         state=NodeState.GREEN,
-                        facts=NodeFacts(),
+                        facts=ready.nodes[2].facts,
                         observed_at=datetime.now(UTC),
                         sequence=sent,
                         agent_started_at=agent,
@@ -214,7 +259,7 @@ async def test_continue_as_new_carries_state_and_loses_no_signal() -> None:
             while (await latest.describe()).run_id == first_run:
                 assert time.monotonic() < deadline, "never continued as new"
                 await asyncio.sleep(0.2)
-            after = await until(latest, reports_accounted(sent))
+            after = await until(latest, reports_merged(2, sent))  # the newest is never lost
             assert after.state.value == "Green" and len(after.nodes) == 3
             assert any(t.to_state == "Running" for t in after.transitions)
     finally:
@@ -231,16 +276,38 @@ async def test_options_the_server_refuses_change_nothing(harness: Harness) -> No
     await until(handle, green_and_idle)
     harness.runtime.refused_options.add("max_connections")
     before = len(harness.runtime.calls)
-    await handle.execute_update(
-        UPDATE_APPLY_SPEC,
-        ApplySpecRequest(spec=with_options(max_connections=500)),
-        result_type=CommandResult,
+    wanted = with_options(max_connections=500)
+    result = await handle.execute_update(
+        UPDATE_APPLY_SPEC, ApplySpecRequest(spec=wanted, generation=2), result_type=CommandResult
     )
-    done = await until(handle, lambda s: "refused by the server" in s.message and green_and_idle(s))
-    assert "unknown variable 'max_connections=1'" in done.message  # the server's own words
+    done = await until(handle, lambda s: ended(s, result.task_id) and green_and_idle(s))
+    outcome = ended(done, result.task_id)
+    assert outcome is not None and outcome.outcome is Outcome.REFUSED
+    assert "unknown variable 'max_connections=1'" in outcome.error  # the server's own words
     touched = [c for c in harness.runtime.calls[before:] if c[0] in ("provision", "stop", "start")]
     assert touched == []  # no my.cnf rewritten, no node restarted
-    assert await handle.query(QUERY_SPEC, result_type=MySQLClusterSpec) == spec_with(3)
+    # The desired spec stays what the user applied; it is not applied, and not retried.
+    assert await handle.query(QUERY_SPEC, result_type=MySQLClusterSpec) == wanted
+    progress = done.spec_progress
+    assert (progress.desired_generation, progress.observed_generation) == (2, None)
+    assert progress.refused and not progress.converged and "max_connections" in progress.error
+
+    # Applying the same spec again retries it: the server accepts it now.
+    harness.runtime.refused_options.clear()
+    again = await handle.execute_update(
+        UPDATE_APPLY_SPEC, ApplySpecRequest(spec=wanted, generation=2), result_type=CommandResult
+    )
+    done = await until(handle, lambda s: ended(s, again.task_id) and green_and_idle(s))
+    outcome = ended(done, again.task_id)
+    assert outcome is not None and outcome.outcome is Outcome.SUCCEEDED
+    assert done.spec_progress.converged and done.observed_generation == 2
+    assert all(
+        spec.mysql.config == {"max_connections": 500} for spec in harness.runtime.configs.values()
+    )
+
+
+def ended(current: ClusterStatus, task_id: str | None) -> TaskOutcome | None:
+    return next((o for o in current.outcomes if o.id == task_id), None)
 
 
 async def test_a_node_that_fails_with_new_options_goes_back_and_the_change_stops(
@@ -262,4 +329,5 @@ async def test_a_node_that_fails_with_new_options_goes_back_and_the_change_stops
     assert all(not spec.mysql.config for spec in harness.runtime.configs.values())  # rolled back
     assert not done.remediations  # not a crash to repair: no restart loop, no SST, nothing aside
     assert ("set-aside", stopped[0]) not in calls
-    assert await handle.query(QUERY_SPEC, result_type=MySQLClusterSpec) == spec_with(3)
+    assert not done.spec_progress.converged and done.spec_progress.refused  # not retried
+    assert [o.outcome for o in done.outcomes if o.kind is TaskKind.APPLY] == [Outcome.REFUSED]
