@@ -117,7 +117,8 @@ class Runtime(Protocol):
 
     def set_aside_data(self, layout: ClusterLayout, node: str) -> str:
         """Move a stopped node's data directory aside, leaving an empty one; idempotent: when
-        the directory is already empty, nothing moves. Returns where the old data is."""
+        the directory is already empty, nothing moves. Returns where the old data is, or ""
+        when nothing was moved (never an older aside directory)."""
         ...
 
     def remove_node(self, layout: ClusterLayout, node: str, delete_data: bool) -> None:

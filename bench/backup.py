@@ -32,7 +32,7 @@ cluster Green and idle. After each restore and the reload, the rows are counted;
 orchestrated restore the writer's database (made after b1) must be gone.
 
 Run from the repository root:
-  .venv/bin/python bench/backup.py [--tables 8] [--rows 1100000] [--window 20] [--by-hand-only]
+  .venv/bin/python -m bench.backup [--tables 8] [--rows 1100000] [--window 20] [--by-hand-only]
 Exit status 0 when every target is met and every row is back; 1 otherwise. With --by-hand-only
 (no Temporal, no workflow) the targets are not judged and only the row checks count.
 """
@@ -56,37 +56,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.synchronize import Event as ProcessEvent
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pymysql
-from temporalio.client import Client, WorkflowHandle
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from temporalio.client import Client
 
 from activities.backup.pipeline import ZSTD
 from activities.local.paths import ClusterPaths, NodePaths
 from activities.local.runtime import LocalRuntime
 from activities.users import APP_SECRET
-from api.backup import BackupPhase, BackupRecord, BackupRequest, RestoreRecord, RestoreRequest
-from api.cluster import ClusterStatus, MySQLClusterSpec
+from api.backup import BackupPhase, BackupRecord, RestoreRecord
+from api.cluster import MySQLClusterSpec
 from api.layout import ClusterRef
-from api.messages import UPDATE_BACKUP, UPDATE_RESTORE
 from bench.by_hand import ManualCluster
-from bench.common import (
-    POLL_SECONDS,
-    cluster_resource,
-    delete_cluster,
-    finish,
-    green_and_idle,
-    median,
-    private_home,
-    start_cluster,
-    status_of,
-    temporal_stack,
-    wait_green,
-)
+from bench.common import cluster_resource, delete_cluster, finish, median, start_cluster
 from bench.faults import app_connection, seconds
-from workers.control import command
+from workers.backup_client import finished_backup, finished_restore, start_backup, start_restore
+from workers.client import ClusterClient, green_and_idle
+from workers.sandbox import private_home, temporal_stack
 
 BACKUP_RATIO = 1.15
 RESTORE_RATIO = 1.3
@@ -540,60 +527,30 @@ class Orchestrated:
     problems: list[str] = field(default_factory=list)
 
 
-Tracked = TypeVar("Tracked", BackupRecord, RestoreRecord)
-
-
-async def wait_finished(
-    handle: WorkflowHandle[Any, Any],
-    find: Callable[[ClusterStatus], Tracked | None],
-    what: str,
-) -> Tracked:
-    """Poll the status until the record is Succeeded and the cluster Green and idle."""
-    deadline = time.monotonic() + TASK_TIMEOUT
-    while True:
-        status = await status_of(handle)
-        record = find(status)
-        if record is not None and record.phase == BackupPhase.FAILED:
-            raise RuntimeError(f"{what} failed: {record.error}")
-        if record is not None and record.phase == BackupPhase.SUCCEEDED and green_and_idle(status):
-            return record
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not done within {TASK_TIMEOUT:.0f} s: {status.message}")
-        await asyncio.sleep(POLL_SECONDS)
-
-
 async def orchestrated_backup(
-    client: Client, handle: WorkflowHandle[Any, Any], name: str
+    cluster: ClusterClient, name: str
 ) -> tuple[float, float, BackupRecord]:
-    """The `backup` update; (monotonic time it returned, time the backup was seen done, its
-    record)."""
-    request = BackupRequest(name=name, reason="bench")
-    result = await command(client, NAMESPACE, CLUSTER_NAME, UPDATE_BACKUP, request)
+    """The `backup` update; (monotonic time it returned, time the backup was seen done and the
+    cluster Green and idle, its record)."""
+    result = await start_backup(cluster, name, "bench")
     started = time.monotonic()
-    if not result.accepted:
-        raise RuntimeError(f"backup {name} refused: {result.message}")
-    named = result.name or name
-    record = await wait_finished(
-        handle, lambda s: next((b for b in s.backups if b.name == named), None), f"backup {named}"
-    )
+    assert result.task_id is not None
+    record = await finished_backup(cluster, result.task_id, TASK_TIMEOUT)
+    if record.phase is not BackupPhase.SUCCEEDED:
+        raise RuntimeError(f"backup {record.name} failed: {record.error}")
+    await cluster.wait_until(green_and_idle, TASK_TIMEOUT, "Green after the backup")
     return started, time.monotonic(), record
 
 
-async def orchestrated_restore(
-    client: Client, handle: WorkflowHandle[Any, Any], backup: str
-) -> tuple[float, RestoreRecord]:
+async def orchestrated_restore(cluster: ClusterClient, backup: str) -> tuple[float, RestoreRecord]:
     """The `restore` update; the seconds until it was seen done and the cluster Green and idle,
     and its record."""
-    request = RestoreRequest(backup=backup, reason="bench")
-    result = await command(client, NAMESPACE, CLUSTER_NAME, UPDATE_RESTORE, request)
+    result = await start_restore(cluster, backup, "bench")
     started = time.monotonic()
-    if not result.accepted or result.task_id is None:
-        raise RuntimeError(f"restore of {backup} refused: {result.message}")
-    record = await wait_finished(
-        handle,
-        lambda s: next((r for r in s.restores if r.task_id == result.task_id), None),
-        f"restore of {backup}",
-    )
+    assert result.task_id is not None
+    record, _ = await finished_restore(cluster, result.task_id, TASK_TIMEOUT)
+    if record.phase is not BackupPhase.SUCCEEDED:
+        raise RuntimeError(f"restore of {backup} failed: {record.error}")
     return time.monotonic() - started, record
 
 
@@ -610,12 +567,13 @@ def writer_database_gone(connect: Callable[[], pymysql.Connection[Any]]) -> bool
 async def orchestrated(
     client: Client, home: Path, tables: int, rows: int, window: float
 ) -> Orchestrated:
-    handle = await start_cluster(
+    applied = await start_cluster(
         client, cluster_resource(CLUSTER_NAME, MySQLClusterSpec(replicas=REPLICAS))
     )
     writer: LatencyWriter | None = None
     try:
-        status = await wait_green(handle, CREATE_TIMEOUT)
+        status = await applied.until_green(CREATE_TIMEOUT)
+        cluster = applied.cluster
         assert status.endpoints is not None
         nodes = [ClusterPaths.of(home, NAMESPACE, CLUSTER_NAME).node(n.name) for n in status.nodes]
         log = home / "orchestrated-sysbench.log"
@@ -626,7 +584,7 @@ async def orchestrated(
         records: list[BackupRecord] = []
         for round_ in range(1, BACKUP_ROUNDS + 1):  # b1 (restored later), b1-2, ...
             name = "b1" if round_ == 1 else f"b1-{round_}"
-            started, ended, taken = await orchestrated_backup(client, handle, name)
+            started, ended, taken = await orchestrated_backup(cluster, name)
             records.append(taken)
             took.append(ended - started)
             print(
@@ -650,13 +608,13 @@ async def orchestrated(
         quiet_start = time.monotonic()
         await asyncio.sleep(window)
         quiet_end = time.monotonic()
-        during_start, during_end, _ = await orchestrated_backup(client, handle, "b2")
+        during_start, during_end, _ = await orchestrated_backup(cluster, "b2")
         await asyncio.to_thread(writer.stop)
         quiet = writer.latency(quiet_start, quiet_end)
         during = writer.latency(during_start, during_end)
         print(f"orchestrated: without a backup {quiet}; during one {during}", flush=True)
 
-        restore, restored = await orchestrated_restore(client, handle, "b1")
+        restore, restored = await orchestrated_restore(cluster, "b1")
         print(f"orchestrated: restore {restore:.1f} s (node {restored.node})", flush=True)
         problems = await asyncio.to_thread(
             check_rows, "orchestrated, restored", connect(), tables, rows
@@ -677,7 +635,7 @@ async def orchestrated(
         if writer is not None:
             await asyncio.to_thread(writer.stop)
         try:
-            await delete_cluster(handle, home, timeout=300)
+            await delete_cluster(applied.cluster, home, timeout=300)
         except Exception as exc:  # private_home's clean-up still runs
             print(f"cleanup: delete failed: {exc!r}", file=sys.stderr)
 
@@ -778,7 +736,7 @@ def parse_args() -> argparse.Namespace:
 
 
 async def main(args: argparse.Namespace) -> int:
-    with private_home("mysqlops-bench-backup-") as home:
+    with private_home(prefix="mysqlops-bench-backup-") as home:
         manual = await asyncio.to_thread(by_hand, args.tables, args.rows, home / "by-hand")
         auto = None
         if not args.by_hand_only:

@@ -30,13 +30,13 @@ from pathlib import Path
 
 import pymysql
 
-from activities.local.paths import NodePaths
+from activities.local.paths import ClusterPaths, NodePaths
 from activities.local.position import read_grastate
 from activities.local.runtime import LocalRuntime
 from activities.runtime import ClusterLayout, ClusterRef
 from api.cluster import MySQLClusterSpec
-from bench.common import node_paths, stop_everything
 from galera.log import NO_STATE
+from workers.sandbox import stop_everything
 
 SYNCED_TIMEOUT = 600.0  # seconds per node
 MANUAL_POLL = 0.1  # seconds between two wsrep_local_state_comment reads
@@ -87,7 +87,8 @@ class ManualCluster:
         return [n.name for n in self.layout.nodes]
 
     def paths(self, node: str) -> NodePaths:
-        return node_paths(self.home, self.layout, node)
+        ref = self.layout.cluster
+        return ClusterPaths.of(self.home, ref.namespace, ref.name).node(node)
 
     def prepare(self) -> float:
         """my.cnf for every node and node 0's system tablespace, as a person prepares them

@@ -1,154 +1,34 @@
-"""Shared pieces of the benchmark scripts: a private state home and port range, a Temporal dev
-server with an in-process worker (as tests/integration/conftest.py runs them), one cluster's
-lifecycle through its workflow, a sysbench dataset of a given size, and the clean-up that
-leaves no process behind.
+"""Shared pieces of the benchmark scripts: one cluster's lifecycle through its workflow (with
+the client library, polled every POLL_SECONDS), a sysbench dataset of a given size, and the
+exit that skips the interpreter's teardown. The private home, Temporal dev server, in-process
+worker and clean-up are workers/sandbox.py's, shared with the integration tests.
 
-Not a benchmark itself; the scripts beside it import it as `bench.common`.
+Not a benchmark itself; run the scripts beside it as modules: `python -m bench.create`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
-import random
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 import pymysql
-from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
+from temporalio.client import Client
 
-from activities.local.paths import ClusterPaths, NodePaths
-from activities.local.process import alive, cmdline, read_pid
-from activities.local.runtime import LocalRuntime
-from activities.runtime import StopMode
 from api.base import ObjectMeta
-from api.cluster import ClusterStatus, MySQLCluster, MySQLClusterSpec
-from api.layout import ClusterLayout
-from api.messages import QUERY_STATUS, UPDATE_DELETE, ClusterWorkflowInput, LifecycleRequest
-from api.states import ClusterState
-from workers import temporal
-from workers.worker import build_worker
-from workflows.cluster import ClusterWorkflow
-from workflows.search import CLUSTER_STATE
+from api.cluster import MySQLCluster, MySQLClusterSpec
+from api.messages import UPDATE_DELETE, LifecycleRequest
+from workers.client import ClusterClient
+from workers.resources import Applied, apply_cluster
+from workers.sandbox import ensure_nothing_runs
 
 REPO = Path(__file__).resolve().parents[1]
-TEMPORAL_CLI = str(Path(sys.executable).parent / "temporal")
-POLL_SECONDS = 0.2
-
-# What each kind of process we may leave behind is recognised by (its pid file and command line).
-_PID_FILES = (
-    ("clusters/*/*/nodes/*/mariadbd.pid", "mariadbd"),
-    ("clusters/*/*/nodes/*/agent.pid", "workers.agent"),
-    ("clusters/*/*/haproxy.pid", "haproxy"),
-    ("worker.pid", "workers.worker"),
-    ("temporal/temporal.pid", "start-dev"),
-)
-
-
-def random_port_base() -> int:
-    return random.randrange(20000, 45000, 100)
-
-
-@contextlib.contextmanager
-def private_home(prefix: str) -> Iterator[Path]:
-    """A fresh MYSQLOPS_HOME and MYSQLOPS_PORT_BASE for this process; on exit every process
-    recorded in the home is stopped, the home removed and the environment restored."""
-    home = Path(tempfile.mkdtemp(prefix=prefix))
-    saved = {k: os.environ.get(k) for k in ("MYSQLOPS_HOME", "MYSQLOPS_PORT_BASE")}
-    os.environ["MYSQLOPS_HOME"] = str(home)
-    os.environ["MYSQLOPS_PORT_BASE"] = str(random_port_base())
-    try:
-        yield home
-    finally:
-        stop_everything(home)
-        shutil.rmtree(home, ignore_errors=True)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-# -- processes --------------------------------------------------------------------------------
-
-
-def recorded_processes(home: Path) -> list[tuple[int, str]]:
-    """(pid, kind) of every live process that a pid file under `home` records."""
-    found = []
-    for pattern, needle in _PID_FILES:
-        for pid_file in sorted(home.glob(pattern)):
-            pid = read_pid(pid_file)
-            if pid is not None and alive(pid) and needle in cmdline(pid):
-                found.append((pid, needle))
-    return found
-
-
-def stop_everything(home: Path) -> None:
-    """Kill whatever still runs from `home`: nodes, agents, load balancers, then the stack."""
-    runtime = LocalRuntime(home)
-    for layout in runtime.saved_layouts():
-        for problem in runtime.stop_cluster_processes(layout, StopMode.KILL):
-            print(f"cleanup: {problem}", file=sys.stderr)
-    for pid, _ in recorded_processes(home):  # the worker and dev server `mysqlops up` starts
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def ensure_nothing_runs(home: Path) -> None:
-    """Stop leftovers of a cluster that should have stopped everything, and say so."""
-    leftovers = recorded_processes(home)
-    if leftovers:
-        print(f"  warning: still running after delete, killed: {leftovers}", file=sys.stderr)
-        stop_everything(home)
-
-
-def node_paths(home: Path, layout: ClusterLayout, node: str) -> NodePaths:
-    return ClusterPaths.of(home, layout.cluster.namespace, layout.cluster.name).node(node)
-
-
-# -- Temporal ---------------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def temporal_stack(home: Path) -> AsyncIterator[Client]:
-    """A dev server on a free port and a worker in this process on the local runtime at `home`.
-
-    TEMPORAL_ADDRESS is set to the server, so node agents provisioned from here report to it."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=TEMPORAL_CLI,
-        data_converter=pydantic_data_converter,
-        search_attributes=[CLUSTER_STATE],
-    )
-    saved = os.environ.get("TEMPORAL_ADDRESS")
-    os.environ["TEMPORAL_ADDRESS"] = env.client.service_client.config.target_host
-    executor = ThreadPoolExecutor(max_workers=64)
-    try:
-        worker = build_worker(env.client, LocalRuntime(home), executor)
-        async with worker:
-            try:
-                yield env.client
-            finally:
-                stop_everything(home)  # before the worker goes: no agent outlives its server
-    finally:
-        executor.shutdown(wait=False, cancel_futures=True)
-        await env.shutdown()
-        if saved is None:
-            os.environ.pop("TEMPORAL_ADDRESS", None)
-        else:
-            os.environ["TEMPORAL_ADDRESS"] = saved
+POLL_SECONDS = 0.2  # how often the status is read while a clock runs
 
 
 # -- one cluster through its workflow ---------------------------------------------------------
@@ -158,46 +38,15 @@ def cluster_resource(name: str, spec: MySQLClusterSpec | None = None) -> MySQLCl
     return MySQLCluster(metadata=ObjectMeta(name=name), spec=spec or MySQLClusterSpec())
 
 
-async def start_cluster(client: Client, cluster: MySQLCluster) -> WorkflowHandle[Any, Any]:
+async def start_cluster(client: Client, cluster: MySQLCluster) -> Applied:
     """What `mysqlops apply` does for a new cluster: start its workflow."""
-    return await client.start_workflow(
-        ClusterWorkflow.run,
-        ClusterWorkflowInput(cluster=cluster),
-        id=cluster.workflow_id,
-        task_queue=temporal.TASK_QUEUE,
-        search_attributes=TypedSearchAttributes([SearchAttributePair(CLUSTER_STATE, "Red")]),
-    )
+    return await apply_cluster(client, cluster, poll_seconds=POLL_SECONDS)
 
 
-def green_and_idle(status: ClusterStatus) -> bool:
-    return (
-        status.state is ClusterState.GREEN
-        and status.current_task is None
-        and not status.queued_tasks
-    )
-
-
-async def status_of(handle: WorkflowHandle[Any, Any]) -> ClusterStatus:
-    result: ClusterStatus = await handle.query(QUERY_STATUS, result_type=ClusterStatus)
-    return result
-
-
-async def wait_green(handle: WorkflowHandle[Any, Any], timeout: float) -> ClusterStatus:
-    """Poll the status query every POLL_SECONDS until Green with no task running or queued."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = await status_of(handle)
-        if green_and_idle(status):
-            return status
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not Green and idle within {timeout:.0f} s: {status.message}")
-        await asyncio.sleep(POLL_SECONDS)
-
-
-async def delete_cluster(handle: WorkflowHandle[Any, Any], home: Path, timeout: float) -> None:
+async def delete_cluster(cluster: ClusterClient, home: Path, timeout: float) -> None:
     """The `delete` update, then the workflow's end; then no process of the cluster may run."""
-    await handle.execute_update(UPDATE_DELETE, LifecycleRequest(reason="benchmark done"))
-    await asyncio.wait_for(handle.result(), timeout=timeout)
+    result = await cluster.command(UPDATE_DELETE, LifecycleRequest(reason="benchmark done"))
+    await cluster.wait_deleted(result.task_id, timeout)
     ensure_nothing_runs(home)
 
 

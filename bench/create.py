@@ -15,33 +15,22 @@ Each round runs both, one after the other (never two clusters at once):
 
 A Temporal dev server and a worker (in this process) run throughout, idle during the by-hand part.
 
-Run from the repository root:  .venv/bin/python bench/create.py [--rounds 2]
+Run from the repository root:  .venv/bin/python -m bench.create [--rounds 2]
 Exit status 0 when the target is met, 1 when it is missed.
 """
 
 import argparse
 import asyncio
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.client import Client
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from api.cluster import MySQLClusterSpec
 from bench.by_hand import SYNCED_TIMEOUT, ManualCluster
-from bench.common import (
-    cluster_resource,
-    delete_cluster,
-    finish,
-    median,
-    private_home,
-    start_cluster,
-    temporal_stack,
-    wait_green,
-)
+from bench.common import cluster_resource, delete_cluster, finish, median, start_cluster
+from workers.sandbox import private_home, temporal_stack
 
 TARGET_RATIO = 1.5
 REPLICAS = 3
@@ -76,12 +65,12 @@ def by_hand(spec: MySQLClusterSpec) -> tuple[float, float]:
 async def orchestrated(client: Client, home: Path, name: str, spec: MySQLClusterSpec) -> float:
     """Seconds from starting the cluster workflow to Green with no task; then delete it."""
     started = time.monotonic()
-    handle = await start_cluster(client, cluster_resource(name, spec))
+    applied = await start_cluster(client, cluster_resource(name, spec))
     try:
-        await wait_green(handle, SYNCED_TIMEOUT)
+        await applied.until_green(SYNCED_TIMEOUT)
         return time.monotonic() - started
     finally:
-        await delete_cluster(handle, home, timeout=300)
+        await delete_cluster(applied.cluster, home, timeout=300)
 
 
 # -- the benchmark ----------------------------------------------------------------------------
@@ -129,7 +118,7 @@ def parse_args() -> argparse.Namespace:
 
 
 async def main(rounds: int) -> int:
-    with private_home("mysqlops-bench-create-") as home:
+    with private_home(prefix="mysqlops-bench-create-") as home:
         async with temporal_stack(home) as client:
             results = await run_rounds(client, home, rounds)
     return 0 if report(results) else 1

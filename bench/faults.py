@@ -48,7 +48,7 @@ transition seen during the run (polled each second), the JSON of each chaos run,
 node's error log and agent log: what a slow fault is explained from.
 
 Run from the repository root, as root:
-    .venv/bin/python bench/faults.py [--faults 24] [--seed 1] [--kinds kill,stop,...]
+    .venv/bin/python -m bench.faults [--faults 24] [--seed 1] [--kinds kill,stop,...]
         [--reference-rounds 3] [--data-mb 1024] [--evidence DIR]
 Exit status 0 when the run's checks pass (no acknowledged row lost, identical checksums, Green
 at the end, no manual intervention, no data set aside); 1 otherwise. Every target is printed
@@ -75,9 +75,6 @@ from pathlib import Path
 from typing import Any
 
 import pymysql
-from temporalio.client import WorkflowHandle
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from activities.local.paths import ClusterPaths
 from activities.local.runtime import LocalRuntime
@@ -91,18 +88,16 @@ from bench.common import (
     delete_cluster,
     finish,
     median,
-    private_home,
     start_cluster,
-    status_of,
     sysbench_load,
-    temporal_stack,
-    wait_green,
 )
 from workers.chaos import runner
 from workers.chaos.faults import KINDS, PARTITIONS, FaultResult, joins_in
 from workers.chaos.report import check_lines, fault_lines, transfer_line, transfers
 from workers.chaos.writer import DATABASE, Writer
 from workers.chaos.writer import app_connection as app_connection  # bench/backup.py uses it
+from workers.client import ClusterClient
+from workers.sandbox import private_home, temporal_stack
 
 CLUSTER_NAME = "faults"
 CREATE_TIMEOUT = 600.0
@@ -510,8 +505,8 @@ def say(line: str) -> None:
 class TransitionLog:
     """Every status transition seen during the run (the status keeps only the last ones)."""
 
-    def __init__(self, handle: WorkflowHandle[Any, Any]) -> None:
-        self.handle = handle
+    def __init__(self, cluster: ClusterClient) -> None:
+        self.cluster = cluster
         self.seen: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         self.task: asyncio.Task[None] | None = None
 
@@ -523,7 +518,7 @@ class TransitionLog:
     async def _poll(self) -> None:
         while True:
             with contextlib.suppress(Exception):
-                self.take(await status_of(self.handle))
+                self.take(await self.cluster.status())
             await asyncio.sleep(TRANSITION_POLL)
 
     def start(self) -> None:
@@ -540,18 +535,18 @@ class TransitionLog:
 
 
 async def keep_evidence(
-    evidence: Path, home: Path, handle: WorkflowHandle[Any, Any], log: TransitionLog
+    evidence: Path, home: Path, cluster: ClusterClient, log: TransitionLog
 ) -> None:
     """History, status, transitions and the nodes' logs, copied out of the private home."""
     evidence.mkdir(parents=True, exist_ok=True)
-    status = await status_of(handle)
+    status = await cluster.status()
     log.take(status)
     (evidence / "status.json").write_text(status.model_dump_json(by_alias=True, indent=1))
     (evidence / "transitions.json").write_text(json.dumps(log.ordered(), indent=1))
-    history = await handle.fetch_history()
+    history = await cluster.handle.fetch_history()
     (evidence / "history.json").write_text(history.to_json())
-    cluster = ClusterPaths.of(home, "default", CLUSTER_NAME)
-    for node in sorted((cluster.root / "nodes").iterdir()):
+    paths = ClusterPaths.of(home, "default", CLUSTER_NAME)
+    for node in sorted((paths.root / "nodes").iterdir()):
         for name in ("error.log", "agent.log", "wsrep-recover.log"):
             if (node / name).exists():
                 shutil.copy(node / name, evidence / f"{node.name}.{name}")
@@ -584,13 +579,13 @@ async def run(
     options: runner.ChaosOptions, phases: list[Phase], data_mb: int, evidence: Path | None
 ) -> list[str]:
     """The chaos runs of every phase on one orchestrated cluster; the suspicions found."""
-    with private_home("mysqlops-bench-faults-") as home:
+    with private_home(prefix="mysqlops-bench-faults-") as home:
         async with temporal_stack(home) as client:
-            handle = await start_cluster(client, cluster_resource(CLUSTER_NAME))
-            log = TransitionLog(handle)
+            applied = await start_cluster(client, cluster_resource(CLUSTER_NAME))
+            log = TransitionLog(applied.cluster)
             try:
                 started = time.monotonic()
-                status = await wait_green(handle, CREATE_TIMEOUT)
+                status = await applied.until_green(CREATE_TIMEOUT)
                 print(f"3-node cluster Green in {time.monotonic() - started:.1f} s", flush=True)
                 log.start()
                 for phase in phases:
@@ -609,7 +604,7 @@ async def run(
                 suspicions = false_suspicions(home, names, results)
                 if evidence is not None:
                     await log.stop()
-                    await keep_evidence(evidence, home, handle, log)
+                    await keep_evidence(evidence, home, applied.cluster, log)
                     for phase in phases:
                         if phase.chaos is not None:
                             (evidence / f"chaos-{phase.label.replace(' ', '')}.json").write_text(
@@ -619,7 +614,7 @@ async def run(
             finally:
                 await log.stop()
                 try:
-                    await delete_cluster(handle, home, timeout=300)
+                    await delete_cluster(applied.cluster, home, timeout=300)
                 except Exception as exc:  # the clean-up below still runs
                     print(f"cleanup: delete failed: {exc!r}", file=sys.stderr)
     return suspicions

@@ -7,37 +7,25 @@ waits until it is Green with no task, then leaves it alone for `--minutes` and c
 history events added meanwhile, extrapolated to an hour. The event types added are printed so a
 reader sees where they come from. The cluster is deleted and every process stopped at the end.
 
-Run from the repository root:  .venv/bin/python bench/history.py [--minutes 12]
+Run from the repository root:  .venv/bin/python -m bench.history [--minutes 12]
 Exit status 0 when the target is met, 1 when it is missed.
 """
 
 import argparse
 import asyncio
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import Client, WorkflowHandle
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from temporalio.client import Client
 
 from api.states import ClusterState
-from bench.common import (
-    cluster_resource,
-    delete_cluster,
-    finish,
-    private_home,
-    start_cluster,
-    status_of,
-    temporal_stack,
-    wait_green,
-)
+from bench.common import cluster_resource, delete_cluster, finish, start_cluster
+from workers.client import ClusterClient
+from workers.sandbox import private_home, temporal_stack
 
 TARGET_PER_HOUR = 60
 SHOWN = 15  # event types shown from each end of the window
@@ -68,8 +56,8 @@ async def history(client: Client, workflow_id: str) -> tuple[str, list[HistoryEv
     return run_id, list(events)
 
 
-async def stayed_green(handle: WorkflowHandle[Any, Any], since: datetime) -> bool:
-    status = await status_of(handle)
+async def stayed_green(cluster: ClusterClient, since: datetime) -> bool:
+    status = await cluster.status()
     changed = [t for t in status.transitions if t.at >= since]
     return status.state is ClusterState.GREEN and not changed
 
@@ -85,8 +73,8 @@ async def settled(client: Client, workflow_id: str, quiet: float = 30) -> None:
         await asyncio.sleep(2)
 
 
-async def idle_window(client: Client, workflow_id: str, minutes: float) -> Window:
-    handle = client.get_workflow_handle(workflow_id)
+async def idle_window(client: Client, cluster: ClusterClient, minutes: float) -> Window:
+    workflow_id = cluster.handle.id
     await settled(client, workflow_id)
     run_before, events_before = await history(client, workflow_id)
     opened_at, started = datetime.now(UTC), time.monotonic()
@@ -101,7 +89,7 @@ async def idle_window(client: Client, workflow_id: str, minutes: float) -> Windo
         added=[event_type(e) for e in added],
         seconds=seconds,
         run_changed=run_changed,
-        stayed_green=await stayed_green(handle, opened_at),
+        stayed_green=await stayed_green(cluster, opened_at),
     )
 
 
@@ -125,15 +113,14 @@ def report(window: Window) -> bool:
 
 
 async def main(minutes: float) -> int:
-    with private_home("mysqlops-bench-history-") as home:
+    with private_home(prefix="mysqlops-bench-history-") as home:
         async with temporal_stack(home) as client:
-            cluster = cluster_resource("history")
-            handle = await start_cluster(client, cluster)
+            applied = await start_cluster(client, cluster_resource("history"))
             try:
-                await wait_green(handle, timeout=600)
-                window = await idle_window(client, cluster.workflow_id, minutes)
+                await applied.until_green(timeout=600)
+                window = await idle_window(client, applied.cluster, minutes)
             finally:
-                await delete_cluster(handle, home, timeout=300)
+                await delete_cluster(applied.cluster, home, timeout=300)
     return 0 if report(window) else 1
 
 

@@ -9,7 +9,7 @@ and times it until it exits 0 (it returns once the cluster is Green with no task
 dev server's database, the workflow and the nodes' data are kept by `down`), and `down` again.
 `make up`'s setup step (scripts/setup.sh, a no-op when everything is installed) is not timed.
 
-Run from the repository root:  .venv/bin/python bench/make_up.py
+Run from the repository root:  .venv/bin/python -m bench.make_up
 Exit status 0 when the target is met, 1 when it is missed.
 """
 
@@ -22,9 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import REPO, private_home, recorded_processes
+from bench.common import REPO
+from workers.sandbox import private_home, recorded_processes
 
 TARGET_SECONDS = 60.0
 MYSQLOPS = REPO / ".venv" / "bin" / "mysqlops"
@@ -112,7 +111,7 @@ def report(results: dict[str, tuple[float, float]]) -> bool:
 
 
 def main() -> int:
-    with private_home("mysqlops-bench-make-up-") as home:
+    with private_home(prefix="mysqlops-bench-make-up-") as home:
         results = run(stack_environment(home), home)
     return 0 if report(results) else 1
 

@@ -33,12 +33,12 @@ from activities.local.config_check import server_config_errors
 from activities.local.paths import NodePaths
 from activities.local.position import stored_position
 from activities.local.process import (
+    agent_pid,
     alive,
     exit_kind_from_log,
     exit_kind_from_returncode,
     mariadbd_pid,
     read_json,
-    read_pid,
     write_json,
 )
 from activities.probe import Prober, Target
@@ -313,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure()
     config = AgentConfig.model_validate_json((args.node_dir / "agent.json").read_text())
     pid_file = args.node_dir / "agent.pid"
-    if (other := read_pid(pid_file)) and other != os.getpid() and alive(other):
+    other = agent_pid(pid_file, args.node_dir)
+    if other is not None and other != os.getpid():
         print(f"an agent already runs for {config.node} (pid {other})", file=sys.stderr)
         return 1
     pid_file.write_text(str(os.getpid()))

@@ -1,6 +1,7 @@
 """`mysqlops`: apply resources, read status, connect, and run the local stack.
 
-Exit codes: 0 success, 1 the operation failed, 2 bad input (nothing was changed).
+Exit codes: 0 success, 1 the operation failed or its outcome is unknown, 2 bad input or a
+command the cluster refused (nothing was changed).
 """
 
 import argparse
@@ -10,37 +11,33 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from functools import partial
 from pathlib import Path
 
 import yaml
+from pydantic import TypeAdapter, ValidationError
 from temporalio.client import Client
 from temporalio.exceptions import TemporalError
-from temporalio.service import RPCError
 
 from activities.local.paths import state_home
-from api.backup import (
-    BackupManifest,
-    BackupPhase,
-    BackupRecord,
-    MySQLBackup,
-    RestoreRecord,
-)
-from api.cluster import ClusterStatus, MySQLCluster
+from api.backup import BackupPhase, Duration, MySQLBackup, MySQLRestore
+from api.cluster import MySQLCluster
 from api.crd import crds
+from api.layout import ClusterRef
 from api.messages import (
     UPDATE_DELETE,
     UPDATE_FORCE_ACTION,
     UPDATE_RESUME,
     UPDATE_START,
     UPDATE_STOP,
+    CommandResult,
     LifecycleRequest,
 )
 from api.remediation import ForceActionRequest, ForcedAction, Outcome, ResumeRequest
-from workers import stack, temporal
-from workers.backup_control import (
-    follow_backup,
-    follow_restore,
+from api.states import Phase
+from workers import logs, show, stack
+from workers.backup_client import (
+    finished_backup,
+    finished_restore,
     schedule_summary,
     start_backup,
     start_restore,
@@ -50,18 +47,11 @@ from workers.backup_control import (
 from workers.chaos import report, runner
 from workers.chaos.cluster import LocalCluster
 from workers.chaos.faults import KINDS
-from workers.control import (
-    UsageError,
-    apply,
-    command,
-    connection_info,
-    is_green,
-    load_resources,
-    running_handle,
-    status,
-    wait_for,
-    wait_for_record,
-)
+from workers.client import ClusterClient, settled_in
+from workers.credentials import app_access
+from workers.errors import UsageError
+from workers.resources import apply_cluster, load_resources
+from workers.temporal import Connection
 
 FORCED_ACTIONS = {
     "restart": ForcedAction.RESTART_NODE,
@@ -70,173 +60,175 @@ FORCED_ACTIONS = {
     "bootstrap-from": ForcedAction.BOOTSTRAP_FROM_NODE,
 }
 
+Wait = Callable[[], Awaitable[bool]]  # waits for one applied resource; whether it succeeded
 
-def print_status(current: ClusterStatus) -> None:
-    print(
-        f"cluster  {current.workflow_id}  state={current.state.value}  phase={current.phase.value}"
+
+# -- reaching Temporal and the cluster --------------------------------------------------------
+
+
+def connection(args: argparse.Namespace) -> Connection:
+    return Connection.load(
+        address=args.temporal_address,
+        namespace=args.temporal_namespace,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_ca=args.tls_ca,
     )
-    print(f"writer   {current.writer or '-'}    ready {current.ready_replicas}/{current.replicas}")
-    if current.endpoints:
-        e = current.endpoints
-        print(f"endpoint writer {e.host}:{e.writer_port}  reader {e.host}:{e.reader_port}")
-    for node in current.nodes:
-        facts = node.facts
-        print(
-            f"  {node.name:<14} {node.state.value:<12} {node.host}:{node.port:<6} "
-            f"pid={node.pid or '-':<8} wsrep={facts.wsrep_state or '-'}/"
-            f"{facts.wsrep_cluster_status or '-'}  {node.reason}"
-        )
-        if node.last_join is not None and node.last_join.at is not None:
-            join = node.last_join
-            print(f"    last joined {join.at:%Y-%m-%d %H:%M:%S} by {join.detail}")
-    if current.current_task:
-        print(f"task     {current.current_task.id} running")
-    for task in current.queued_tasks:
-        print(f"queued   {task.id}")
-    if current.manual_intervention:
-        m = current.manual_intervention
-        print(f"MANUAL INTERVENTION since {m.since:%Y-%m-%d %H:%M:%S}: {m.reason}")
-        print(f"  evidence: {m.evidence}")
-        print(
-            f"  when it is safe: mysqlops resume {current.workflow_id.split('/')[-1]} --reason ..."
-        )
-    for record in current.remediations[-3:]:
-        print(
-            f"repair   {record.id} {record.fault.value} {','.join(record.nodes)} "
-            f"attempt {record.attempt}: {record.outcome.value}"
-        )
-        for joined in [action.join for action in record.actions if action.join]:
-            print(f"           {joined.detail}")
-    for taken in current.backups[-3:]:
-        size = f"{taken.size_bytes / 2**20:.1f} MiB" if taken.size_bytes else ""
-        done = f"{taken.progress_bytes / 2**20:.0f} MiB streamed" if taken.progress_bytes else ""
-        print(
-            f"backup   {taken.name} {taken.phase.value} {taken.node or ''} {size or done} "
-            f"{taken.error or ''}".rstrip()
-        )
-    for restored in current.restores[-1:]:
-        print(
-            f"restore  {restored.task_id} of {restored.backup or 'latest'}: "
-            f"{restored.phase.value} {restored.error or ''}".rstrip()
-        )
-        if restored.phase is BackupPhase.FAILED and restored.rollback:
-            print(f"  {restored.rollback}")
-    if current.message:
-        print(f"message  {current.message}")
 
 
-async def _run(args: argparse.Namespace) -> int:
-    if args.command == "crd":
-        print(yaml.safe_dump_all(crds(), sort_keys=False), end="")
-        return 0
-    if args.command == "up":
-        return await stack.up(Path(args.file), timeout=args.timeout)
-    if args.command == "down":
-        return await stack.down()
-    if args.command == "apply":
-        return await _apply(args)
-    if args.command == "chaos":
-        return await _chaos(args)
-    if args.command in ("resume", "force-action") and not args.reason.strip():
+async def connect(args: argparse.Namespace) -> Client:
+    return await connection(args).connect()
+
+
+async def cluster_of(args: argparse.Namespace) -> ClusterClient:
+    return await ClusterClient.attach(await connect(args), args.namespace, args.name)
+
+
+def reason_given(args: argparse.Namespace) -> str:
+    if not args.reason.strip():
         raise UsageError(f"{args.command} needs --reason: it is kept in the record and history")
-    client = await temporal.connect()
-    ns, name = args.namespace, args.name
-    if args.command == "status":
-        current = await with_progress(client, ns, name, await status(client, ns, name))
-        if args.json:
-            print(json.dumps(current.model_dump(mode="json", by_alias=True), indent=2))
-        else:
-            print_status(current)
-        return 0
-    if args.command == "connect":
-        info = connection_info(await status(client, ns, name), ns, name)
-        if args.json:
-            print(json.dumps(info, indent=2))
-        else:
-            print(
-                f"mariadb -h {info['host']} -P {info['port']} -u {info['user']} "
-                f'-p"$(cat {info["password_file"]})"'
-            )
-            print(f"# reader endpoint: port {info['reader_port']}")
-        return 0
-    if args.command in ("stop", "start"):
-        update = UPDATE_STOP if args.command == "stop" else UPDATE_START
-        result = await command(client, ns, name, update, LifecycleRequest(reason=args.reason))
-        print(result.message)
-        if args.wait:
-            want = "Stopped" if args.command == "stop" else "Running"
-            await wait_for(
-                client,
-                ns,
-                name,
-                lambda s: s.phase.value == want and s.current_task is None and not s.queued_tasks,
-                args.timeout,
-                want,
-            )
-        return 0
-    if args.command == "resume":
-        result = await command(client, ns, name, UPDATE_RESUME, ResumeRequest(reason=args.reason))
-        print(result.message)
-        return 0
-    if args.command == "force-action":
-        request = ForceActionRequest(
-            action=FORCED_ACTIONS[args.action], node=args.node, reason=args.reason, force=args.force
-        )
-        result = await command(client, ns, name, UPDATE_FORCE_ACTION, request)
-        print(result.message)
-        if not args.wait or result.task_id is None:
-            return 0
-        record = await wait_for_record(client, ns, name, result.task_id, args.timeout)
-        for entry in record.actions:
-            print(
-                f"  {entry.action.value} {entry.node or ''}: {entry.outcome.value} {entry.detail}"
-            )
-        print(f"{record.id}: {record.outcome.value}")
-        return 0 if record.outcome is Outcome.SUCCEEDED else 1
-    if args.command in ("backup", "backups", "restore"):
-        return await _backup_command(client, args)
-    if args.command == "delete":
-        handle = await running_handle(client, ns, name)
-        result = await command(
-            client, ns, name, UPDATE_DELETE, LifecycleRequest(reason=args.reason)
-        )
-        print(result.message)
-        if args.wait:
-            await asyncio.wait_for(handle.result(), timeout=args.timeout)
-            print(f"mysqlcluster {name} deleted")
-        return 0
-    raise UsageError(f"unknown command {args.command}")
+    return str(args.reason)
 
 
-async def _backup_command(client: Client, args: argparse.Namespace) -> int:
-    ns, name = args.namespace, args.name
-    if args.command == "backups":
-        stored = await stored_backups(client, ns, name)
-        if args.json:
-            print(json.dumps([_manifest_json(m) for m in stored], indent=2))
-            return 0
-        print(await schedule_summary(client, ns, name) or "no backup schedule")
-        _print_backups(stored)
+# -- commands: one function each, bound by the parser -----------------------------------------
+
+
+async def crd_command(args: argparse.Namespace) -> int:
+    print(yaml.safe_dump_all(crds(), sort_keys=False), end="")
+    return 0
+
+
+async def up_command(args: argparse.Namespace) -> int:
+    return await stack.up(Path(args.file), args.timeout, connection(args))
+
+
+async def down_command(args: argparse.Namespace) -> int:
+    return await stack.down(connection(args))
+
+
+async def status_command(args: argparse.Namespace) -> int:
+    cluster = await cluster_of(args)
+    current = await with_progress(cluster, await cluster.status())
+    if args.json:
+        print(json.dumps(current.model_dump(mode="json", by_alias=True), indent=2))
+    else:
+        show.status(current)
+    return 0
+
+
+async def connect_command(args: argparse.Namespace) -> int:
+    cluster = await cluster_of(args)
+    ref = ClusterRef(namespace=args.namespace, name=args.name)
+    access = app_access(await cluster.status(), ref)
+    if args.json:
+        print(json.dumps(access.to_json(), indent=2))
+    else:
+        print(access.command())
+        print(f"# reader endpoint: {access.command(port=access.reader_port)}")
+    return 0
+
+
+async def lifecycle_command(args: argparse.Namespace) -> int:
+    """stop, start: a task, waited for with --wait."""
+    update, phase = {
+        "stop": (UPDATE_STOP, Phase.STOPPED),
+        "start": (UPDATE_START, Phase.RUNNING),
+    }[args.command]
+    cluster = await cluster_of(args)
+    result = await cluster.command(update, LifecycleRequest(reason=args.reason))
+    print(result.message)
+    if args.wait:
+        await wait_for_command(cluster, result, args.timeout, phase)
+    return 0
+
+
+async def wait_for_command(
+    cluster: ClusterClient, result: CommandResult, timeout: float, phase: Phase
+) -> None:
+    """Until the command's task succeeded (TaskFailed otherwise); a start asked while the
+    cluster is being created has no task of its own: until the cluster runs."""
+    if result.task_id is not None:
+        await cluster.wait_for_task(result.task_id, timeout)
+    else:
+        await cluster.wait_until(settled_in(phase), timeout, phase.value)
+
+
+async def delete_command(args: argparse.Namespace) -> int:
+    cluster = await cluster_of(args)
+    result = await cluster.command(UPDATE_DELETE, LifecycleRequest(reason=args.reason))
+    print(result.message)
+    if args.wait:
+        await cluster.wait_deleted(result.task_id, args.timeout)
+        print(f"mysqlcluster {args.name} deleted")
+    return 0
+
+
+async def resume_command(args: argparse.Namespace) -> int:
+    request = ResumeRequest(reason=reason_given(args))
+    result = await (await cluster_of(args)).command(UPDATE_RESUME, request)
+    print(result.message)
+    return 0
+
+
+async def force_action_command(args: argparse.Namespace) -> int:
+    request = ForceActionRequest(
+        action=FORCED_ACTIONS[args.action],
+        node=args.node,
+        reason=reason_given(args),
+        force=args.force,
+    )
+    cluster = await cluster_of(args)
+    result = await cluster.command(UPDATE_FORCE_ACTION, request)
+    print(result.message)
+    if not args.wait or result.task_id is None:
         return 0
-    if args.command == "backup":
-        backup = await start_backup(client, ns, name, args.backup, args.reason or "mysqlops backup")
-        if not args.wait:
-            print(json.dumps({"name": backup}) if args.json else f"backup {backup} queued")
-            return 0
-        taken = await follow_backup(client, ns, name, backup, args.timeout, _show_progress)
-        _print_record(taken, args.json)
-        return 0 if taken.phase is BackupPhase.SUCCEEDED else 1
+    ended = await cluster.wait_for_task(result.task_id, args.timeout, check=False)
+    record = await cluster.remediation(result.task_id)  # the forced action's task id is its id
+    if record is not None:
+        show.remediation(record)
+    else:
+        print(f"{ended.id}: {ended.outcome.value} {ended.error}".rstrip())
+    done = ended.outcome is Outcome.SUCCEEDED
+    return 0 if done and (record is None or record.outcome is Outcome.SUCCEEDED) else 1
+
+
+async def backup_command(args: argparse.Namespace) -> int:
+    cluster = await cluster_of(args)
+    reason = args.reason or "mysqlops backup"
+    result = await start_backup(cluster, args.backup, reason, keep_for=args.keep_for)
+    if not args.wait or result.task_id is None:
+        queued = {"name": result.name, "taskId": result.task_id}
+        print(json.dumps(queued) if args.json else f"backup {result.name} queued")
+        return 0
+    record = await finished_backup(cluster, result.task_id, args.timeout, show.backup_progress)
+    show.record(record, args.json)
+    return 0 if record.phase is BackupPhase.SUCCEEDED else 1
+
+
+async def backups_command(args: argparse.Namespace) -> int:
+    client = await connect(args)
+    stored = await stored_backups(client, args.namespace, args.name)
+    if args.json:
+        print(json.dumps([show.manifest_json(m) for m in stored], indent=2))
+        return 0
+    print(await schedule_summary(client, args.namespace, args.name) or "no backup schedule")
+    show.backups(stored)
+    return 0
+
+
+async def restore_command(args: argparse.Namespace) -> int:
+    cluster = await cluster_of(args)
     wanted = None if args.backup == "latest" else args.backup
-    task_id = await start_restore(client, ns, name, wanted, args.reason or "mysqlops restore")
-    if not args.wait:
-        print(json.dumps({"taskId": task_id}) if args.json else f"restore queued as {task_id}")
+    result = await start_restore(cluster, wanted, args.reason or "mysqlops restore")
+    if not args.wait or result.task_id is None:
+        print(json.dumps({"taskId": result.task_id}) if args.json else result.message)
         return 0
-    restored, _ = await follow_restore(client, ns, name, task_id, args.timeout)
-    _print_record(restored, args.json)
+    restored, _ = await finished_restore(cluster, result.task_id, args.timeout)
+    show.record(restored, args.json)
     return 0 if restored.phase is BackupPhase.SUCCEEDED else 1
 
 
-async def _chaos(args: argparse.Namespace) -> int:
+async def chaos_command(args: argparse.Namespace) -> int:
     if args.faults < 1 or args.partition_seconds <= 0:
         raise UsageError("--faults must be at least 1 and --partition-seconds more than 0")
     options = runner.ChaosOptions(
@@ -249,7 +241,7 @@ async def _chaos(args: argparse.Namespace) -> int:
     )
     runner.preflight(options.kinds)
     LocalCluster.find(state_home(), options.namespace, options.name)  # before any connection
-    client = await temporal.connect()
+    client = await connect(args)
     chaos = await runner.run(
         client, state_home(), options, lambda line: print(line, file=sys.stderr, flush=True)
     )
@@ -257,113 +249,158 @@ async def _chaos(args: argparse.Namespace) -> int:
     return 0 if chaos.passed else 1
 
 
-async def _apply(args: argparse.Namespace) -> int:
+# -- apply: each resource applied at once, waited for in turn with --wait -----------------------
+
+
+async def apply_command(args: argparse.Namespace) -> int:
     resources = load_resources(Path(args.file))  # validate everything before any change
-    client = await temporal.connect()
-    waits: list[Callable[[], Awaitable[object]]] = []
+    client = await connect(args)
+    waits: list[Wait] = []
     for resource in resources:
-        ns, name = resource.metadata.namespace, resource.metadata.name
         if isinstance(resource, MySQLCluster):
-            print(await apply(client, resource))
-            waits.append(partial(wait_for, client, ns, name, is_green, args.timeout, "Green"))
+            waits.append(await apply_cluster_resource(client, resource, args.timeout))
         elif isinstance(resource, MySQLBackup):
-            cluster = resource.spec.cluster
-            known = await status(client, ns, cluster)
-            if any(b.name == name for b in known.backups):
-                print(f"mysqlbackup {name} unchanged")
-            else:
-                await start_backup(client, ns, cluster, name, f"MySQLBackup {name} applied")
-                print(f"mysqlbackup {name} queued on mysqlcluster {cluster}")
-            waits.append(
-                partial(follow_backup, client, ns, cluster, name, args.timeout, _show_progress)
-            )
+            waits.append(await apply_backup(client, resource, args.timeout))
+        elif (wait := await apply_restore(client, resource, args.timeout)) is not None:
+            waits.append(wait)
+    if not args.wait:
+        return 0
+    succeeded = [await wait() for wait in waits]
+    return 0 if all(succeeded) else 1
+
+
+async def apply_cluster_resource(client: Client, resource: MySQLCluster, timeout: float) -> Wait:
+    applied = await apply_cluster(client, resource)
+    print(applied.message)
+
+    async def green() -> bool:
+        await applied.until_green(timeout)
+        return True
+
+    return green
+
+
+async def apply_backup(client: Client, resource: MySQLBackup, timeout: float) -> Wait:
+    """A MySQLBackup is taken once: applied again, it is reported, not taken again."""
+    name = resource.metadata.name
+    cluster = await ClusterClient.attach(client, resource.metadata.namespace, resource.spec.cluster)
+    known = next((b for b in (await cluster.status()).backups if b.name == name), None)
+    task_id: str | None
+    if known is not None:
+        print(f"mysqlbackup {name} unchanged")
+        task_id = known.task_id
+    else:
+        reason = f"MySQLBackup {name} applied"
+        result = await start_backup(cluster, name, reason, keep_for=resource.spec.keep_for)
+        print(f"mysqlbackup {name} queued on mysqlcluster {resource.spec.cluster}")
+        task_id = result.task_id
+
+    async def taken() -> bool:
+        if known is not None and known.phase in (BackupPhase.SUCCEEDED, BackupPhase.FAILED):
+            record = known
+        elif task_id is None:
+            raise RuntimeError(f"backup {name} was queued without a task to follow")
         else:
-            cluster, backup = resource.spec.cluster, resource.spec.backup
-            known = await status(client, ns, cluster)
-            done = next((r for r in known.restores if r.name == name), None)
-            if done is not None:
-                print(f"mysqlrestore {name} unchanged ({done.phase.value}): a restore runs once")
-                continue
-            task_id = await start_restore(
-                client, ns, cluster, backup, f"MySQLRestore {name} applied", resource=name
-            )
-            print(f"mysqlrestore {name} queued on mysqlcluster {cluster} as {task_id}")
-            waits.append(partial(follow_restore, client, ns, cluster, task_id, args.timeout))
-    failed = 0
-    if args.wait:
-        for wait in waits:
-            ended = await wait()
-            record = ended[0] if isinstance(ended, tuple) else ended
-            if isinstance(record, BackupRecord | RestoreRecord):
-                what = record.name if isinstance(record, BackupRecord) else record.task_id
-                print(f"{what}: {record.phase.value} {record.error or ''}".rstrip())
-                failed += record.phase is BackupPhase.FAILED
-    return 1 if failed else 0
+            record = await finished_backup(cluster, task_id, timeout, show.backup_progress)
+        print(f"{record.name}: {record.phase.value} {record.error or ''}".rstrip())
+        return record.phase is BackupPhase.SUCCEEDED
+
+    return taken
 
 
-def _show_progress(record: BackupRecord) -> None:
-    done = f"{record.progress_bytes / 2**20:.0f} MiB streamed" if record.progress_bytes else ""
-    print(f"backup {record.name}: {record.phase.value} {done}".rstrip(), file=sys.stderr)
+async def apply_restore(client: Client, resource: MySQLRestore, timeout: float) -> Wait | None:
+    """A MySQLRestore runs once: applied again, it changes nothing (and has nothing to wait
+    for)."""
+    name, target = resource.metadata.name, resource.spec.cluster
+    cluster = await ClusterClient.attach(client, resource.metadata.namespace, target)
+    done = next((r for r in (await cluster.status()).restores if r.name == name), None)
+    if done is not None:
+        print(f"mysqlrestore {name} unchanged ({done.phase.value}): a restore runs once")
+        return None
+    reason = f"MySQLRestore {name} applied"
+    result = await start_restore(cluster, resource.spec.backup, reason, resource=name)
+    print(f"mysqlrestore {name} queued on mysqlcluster {target} as {result.task_id}")
+    task_id = result.task_id
+    if task_id is None:
+        raise RuntimeError(f"mysqlrestore {name} was queued without a task to follow")
+
+    async def restored() -> bool:
+        record, _ = await finished_restore(cluster, task_id, timeout)
+        print(f"{record.task_id}: {record.phase.value} {record.error or ''}".rstrip())
+        return record.phase is BackupPhase.SUCCEEDED
+
+    return restored
 
 
-def _print_record(record: BackupRecord | RestoreRecord, as_json: bool) -> None:
-    data = record.model_dump(mode="json", by_alias=True)
-    if as_json:
-        print(json.dumps(data, indent=2))
-        return
-    for key, value in data.items():
-        if value not in (None, [], {}):
-            print(f"{key:<20} {value}")
+# -- the command line -------------------------------------------------------------------------
 
 
-def _manifest_json(manifest: BackupManifest) -> dict[str, object]:
-    data = manifest.model_dump(mode="json", by_alias=True)
-    data["position"] = manifest.position
-    return data
+def duration(text: str) -> str:
+    """A duration such as '30d' or '12h', checked as the resources check it."""
+    try:
+        return str(TypeAdapter(Duration).validate_python(text))
+    except ValidationError as error:
+        raise argparse.ArgumentTypeError(error.errors()[0]["msg"]) from None
 
 
-def _print_backups(stored: list[BackupManifest]) -> None:
-    if not stored:
-        print("no backups")
-        return
-    print(f"{'NAME':<28} {'FINISHED (UTC)':<20} {'SIZE':>10}  {'POSITION':<44} PATH")
-    for m in stored:
-        print(
-            f"{m.name:<28} {m.finished_at:%Y-%m-%d %H:%M:%S} {m.stored_bytes / 2**20:>8.1f}Mi  "
-            f"{m.position:<44} {m.location}"
-        )
+def temporal_flags() -> argparse.ArgumentParser:
+    """Where Temporal is; each flag overrides its variable (see workers/temporal.py)."""
+    flags = argparse.ArgumentParser(add_help=False)
+    group = flags.add_argument_group("Temporal connection")
+    group.add_argument("--temporal-address", metavar="HOST:PORT", help="env TEMPORAL_ADDRESS")
+    group.add_argument("--temporal-namespace", metavar="NS", help="env TEMPORAL_NAMESPACE")
+    group.add_argument("--tls-cert", metavar="FILE", help="client certificate, TEMPORAL_TLS_CERT")
+    group.add_argument("--tls-key", metavar="FILE", help="client key, TEMPORAL_TLS_KEY")
+    group.add_argument("--tls-ca", metavar="FILE", help="server CA, TEMPORAL_TLS_CA")
+    return flags
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="mysqlops", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
+    flags = temporal_flags()
 
-    def named(name: str, help_text: str) -> argparse.ArgumentParser:
-        command = sub.add_parser(name, help=help_text)
-        command.add_argument("name", help="cluster name")
-        command.add_argument("-n", "--namespace", default="default")
-        return command
+    def command(
+        name: str, func: Callable[[argparse.Namespace], Awaitable[int]], help_text: str
+    ) -> argparse.ArgumentParser:
+        parsed = sub.add_parser(name, help=help_text, parents=[flags])
+        parsed.set_defaults(func=func)
+        return parsed
 
-    apply_cmd = sub.add_parser("apply", help="create or update clusters from a YAML file")
-    apply_cmd.add_argument("-f", "--file", required=True)
-    apply_cmd.add_argument("--wait", action="store_true", help="until every cluster is Green")
-    apply_cmd.add_argument("--timeout", type=float, default=600)
-    status_cmd = named("status", "show a cluster's status")
-    status_cmd.add_argument("--json", action="store_true")
-    connect_cmd = named("connect", "how to reach a cluster through its load balancer")
-    connect_cmd.add_argument("--json", action="store_true")
-    for verb, text in (
-        ("stop", "stop every node gracefully (data kept)"),
-        ("start", "start a stopped cluster"),
-        ("delete", "stop the cluster and end its workflow (data kept unless deletionPolicy)"),
+    def named(
+        name: str, func: Callable[[argparse.Namespace], Awaitable[int]], help_text: str
+    ) -> argparse.ArgumentParser:
+        parsed = command(name, func, help_text)
+        parsed.add_argument("name", help="cluster name")
+        parsed.add_argument("-n", "--namespace", default="default")
+        return parsed
+
+    apply = command("apply", apply_command, "create or update clusters from a YAML file")
+    apply.add_argument("-f", "--file", required=True)
+    apply.add_argument("--wait", action="store_true", help="until every cluster is Green")
+    apply.add_argument("--timeout", type=float, default=600)
+    named("status", status_command, "show a cluster's status").add_argument(
+        "--json", action="store_true"
+    )
+    named(
+        "connect", connect_command, "a mariadb command line for the cluster's writer endpoint"
+    ).add_argument("--json", action="store_true")
+    for verb, func, text in (
+        ("stop", lifecycle_command, "stop every node gracefully (data kept)"),
+        ("start", lifecycle_command, "start a stopped cluster"),
+        (
+            "delete",
+            delete_command,
+            "stop the cluster and end its workflow (data kept unless deletionPolicy)",
+        ),
     ):
-        cmd = named(verb, text)
-        cmd.add_argument("--reason", default="")
-        cmd.add_argument("--wait", action="store_true")
-        cmd.add_argument("--timeout", type=float, default=300)
-    resume = named("resume", "hand control back to automation after manual intervention")
+        lifecycle = named(verb, func, text)
+        lifecycle.add_argument("--reason", default="")
+        lifecycle.add_argument("--wait", action="store_true", help="until done; exit 1 unless")
+        lifecycle.add_argument("--timeout", type=float, default=300)
+    resume = named("resume", resume_command, "hand control back to automation after a pause")
     resume.add_argument("--reason", required=True, help="why it is safe now (kept in history)")
-    force = named("force-action", "make the controller carry out one named action now")
+    force = named("force-action", force_action_command, "make the controller act now")
     force.add_argument("action", choices=sorted(FORCED_ACTIONS), help="what to do")
     force.add_argument("--node", required=True, help="the node it is done to (or from)")
     force.add_argument("--reason", required=True, help="why (kept in the record and history)")
@@ -374,21 +411,28 @@ def parser() -> argparse.ArgumentParser:
     )
     force.add_argument("--wait", action="store_true", help="until it ended; exit 1 unless done")
     force.add_argument("--timeout", type=float, default=600)
-    backup = named("backup", "take a hot backup now (queued behind running tasks)")
+    backup = named("backup", backup_command, "take a hot backup now (queued behind running tasks)")
     backup.add_argument("--backup", help="its name (default: <cluster>-<UTC time>)")
+    backup.add_argument(
+        "--keep-for",
+        type=duration,
+        metavar="DURATION",
+        help="delete it once this has passed ('30d'); default: keep until deleted by hand",
+    )
     backup.add_argument("--reason", default="")
     backup.add_argument("--wait", action="store_true", help="until it ended; exit 1 unless done")
     backup.add_argument("--json", action="store_true")
     backup.add_argument("--timeout", type=float, default=6 * 3600)
-    backups = named("backups", "list the stored backups of a cluster")
-    backups.add_argument("--json", action="store_true")
-    restore = named("restore", "restore a backup into the cluster, in place")
+    named("backups", backups_command, "list the stored backups of a cluster").add_argument(
+        "--json", action="store_true"
+    )
+    restore = named("restore", restore_command, "restore a backup into the cluster, in place")
     restore.add_argument("--backup", required=True, help="a backup name, or 'latest'")
     restore.add_argument("--reason", default="")
     restore.add_argument("--wait", action="store_true", help="until Green again; exit 1 unless")
     restore.add_argument("--json", action="store_true")
     restore.add_argument("--timeout", type=float, default=6 * 3600)
-    chaos = named("chaos", "inject faults one at a time under a writer, then check the data")
+    chaos = named("chaos", chaos_command, "inject faults under a writer, then check the data")
     chaos.add_argument("--faults", type=int, default=6, help="how many faults, one at a time")
     chaos.add_argument("--seed", type=int, default=1, help="seed of the choice of faults")
     chaos.add_argument(
@@ -398,25 +442,36 @@ def parser() -> argparse.ArgumentParser:
         "--partition-seconds", type=float, default=15, help="how long a partition is held"
     )
     chaos.add_argument("--json", action="store_true")
-    up = sub.add_parser("up", help="start the local stack and the demo cluster")
+    up = command("up", up_command, "start the local stack and the demo cluster")
     up.add_argument("-f", "--file", default="examples/demo-cluster.yaml")
     up.add_argument("--timeout", type=float, default=300)
-    sub.add_parser("down", help="stop the local stack (data kept)")
-    sub.add_parser("crd", help="print the CustomResourceDefinitions, generated from api/")
+    command("down", down_command, "stop the local stack (data kept)")
+    crd = sub.add_parser("crd", help="print the CustomResourceDefinitions, generated from api/")
+    crd.set_defaults(func=crd_command)
     return root
 
 
+def exit_status(error: BaseException) -> int | None:
+    """The exit status an error ends the CLI with; None: not one the CLI reports (a bug)."""
+    if isinstance(error, UsageError):  # CommandRefused too: nothing was changed
+        return 2
+    if isinstance(error, RuntimeError | TimeoutError | TemporalError):
+        return 1  # Unreachable, OutcomeUnknown, TaskFailed, NotReached, RPC errors
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
+    logs.configure()
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `mysqlops status x | head` ends quietly
     args = parser().parse_args(argv)
     try:
-        code = asyncio.run(_run(args))
-    except UsageError as error:
+        code = asyncio.run(args.func(args))
+    except Exception as error:
+        code_for = exit_status(error)
+        if code_for is None:
+            raise
         print(f"error: {error}", file=sys.stderr)
-        code = 2
-    except (RuntimeError, TimeoutError, RPCError, TemporalError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        code = 1
+        code = code_for
     # Exit without interpreter teardown: the Temporal core's threads can crash while being
     # torn down after the event loop closed (seen as SIGSEGV under load); all output is done.
     sys.stdout.flush()

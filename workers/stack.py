@@ -22,8 +22,13 @@ from activities.local.process import alive, running_pid
 from activities.local.runtime import LocalRuntime
 from activities.runtime import StopMode
 from api.cluster import MySQLCluster
+from api.layout import ClusterRef
 from api.messages import UPDATE_START, UPDATE_STOP, LifecycleRequest
-from workers import control, temporal
+from api.states import Phase
+from workers.client import ClusterClient, settled_in
+from workers.credentials import app_access
+from workers.resources import apply_cluster, load_resources
+from workers.temporal import Connection
 
 UI_PORT = int(os.environ.get("MYSQLOPS_UI_PORT", "8233"))
 PROJECT = Path(__file__).resolve().parents[1]
@@ -44,7 +49,7 @@ def _listening(address: str) -> bool:
         return probe.connect_ex((host, int(port))) == 0
 
 
-def _spawn(args: list[str], log: Path, pid_file: Path) -> int:
+def _spawn(args: list[str], log: Path, pid_file: Path, connection: Connection) -> int:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         process = subprocess.Popen(
@@ -54,13 +59,14 @@ def _spawn(args: list[str], log: Path, pid_file: Path) -> int:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             cwd=PROJECT,
+            env={**os.environ, **connection.environment()},
         )
     pid_file.write_text(str(process.pid))
     return process.pid
 
 
-def ensure_temporal(home: Path) -> None:
-    address = temporal.address()
+def ensure_temporal(home: Path, connection: Connection) -> None:
+    address = connection.address
     if _listening(address):
         return
     host, port = address.rsplit(":", 1)
@@ -83,9 +89,9 @@ def ensure_temporal(home: Path) -> None:
         "--log-level",
         "warn",
     ]
-    if temporal.namespace() != "default":
-        args += ["--namespace", temporal.namespace()]
-    _spawn(args, directory / "temporal.log", directory / "temporal.pid")
+    if connection.namespace != "default":
+        args += ["--namespace", connection.namespace]
+    _spawn(args, directory / "temporal.log", directory / "temporal.pid", connection)
     deadline = time.monotonic() + 60
     while not _listening(address):
         if time.monotonic() > deadline:
@@ -93,9 +99,14 @@ def ensure_temporal(home: Path) -> None:
         time.sleep(0.2)
 
 
-def ensure_worker(home: Path) -> None:
+def ensure_worker(home: Path, connection: Connection) -> None:
     if running_pid(home / "worker.pid", "workers.worker") is None:
-        _spawn([sys.executable, "-m", "workers.worker"], home / "worker.log", home / "worker.pid")
+        _spawn(
+            [sys.executable, "-m", "workers.worker"],
+            home / "worker.log",
+            home / "worker.pid",
+            connection,
+        )
 
 
 def _stop_pid(pid_file: Path, needle: str, timeout: float = 30) -> None:
@@ -111,65 +122,65 @@ def _stop_pid(pid_file: Path, needle: str, timeout: float = 30) -> None:
     pid_file.unlink(missing_ok=True)
 
 
-async def _client(timeout: float) -> Client:
+async def _client(connection: Connection, timeout: float) -> Client:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return await temporal.connect()
+            return await connection.connect()
         except RuntimeError:
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.5)
 
 
-async def up(resource_file: Path, timeout: float) -> int:
+async def up(resource_file: Path, timeout: float, connection: Connection) -> int:
     home = state_home()
-    clusters = [r for r in control.load_resources(resource_file) if isinstance(r, MySQLCluster)]
-    ensure_temporal(home)
-    ensure_worker(home)
-    client = await _client(30)
-    for cluster in clusters:
-        print(await control.apply(client, cluster))
-        ns, name = cluster.metadata.namespace, cluster.metadata.name
+    clusters = [r for r in load_resources(resource_file) if isinstance(r, MySQLCluster)]
+    ensure_temporal(home, connection)
+    ensure_worker(home, connection)
+    client = await _client(connection, 30)
+    for resource in clusters:
+        applied = await apply_cluster(client, resource)
+        print(applied.message)
+        cluster = applied.cluster
         # Idempotent: starts whatever is stopped (after `make down`), a no-op otherwise.
-        await control.command(
-            client, ns, name, UPDATE_START, LifecycleRequest(reason="mysqlops up")
-        )
-        current = await control.wait_for(client, ns, name, control.is_green, timeout, "Green")
-        info = control.connection_info(current, ns, name)
+        started = await cluster.command(UPDATE_START, LifecycleRequest(reason="mysqlops up"))
+        current = await applied.until_green(timeout, depends_on=[started.task_id])
+        ns, name = cluster.namespace, cluster.name
+        access = app_access(current, ClusterRef(namespace=ns, name=name))
         print(
             f"\nmysqlcluster {ns}/{name} is Green: {current.ready_replicas} nodes, "
             f"writer {current.writer}"
         )
         print(
-            f"  MySQL writer endpoint  {info['host']}:{info['port']}   "
-            f"reader {info['host']}:{info['reader_port']}"
+            f"  MySQL writer endpoint  {access.host}:{access.port}   "
+            f"reader {access.host}:{access.reader_port}"
         )
         print(
-            f"  credentials            mysqlops connect {name}   (user {info['user']}; "
-            f"password in {info['password_file']})"
+            f"  credentials            mysqlops connect {name}   (user {access.user}; "
+            f"password in {access.password_file})"
         )
         print(f"  status                 mysqlops status {name}")
-    host = temporal.address().rsplit(":", 1)[0]
+    host = connection.address.rsplit(":", 1)[0]
     print(
-        f"  Temporal UI            http://{host}:{UI_PORT}/namespaces/{temporal.namespace()}"
+        f"  Temporal UI            http://{host}:{UI_PORT}/namespaces/{connection.namespace}"
         "/workflows"
     )
     return 0
 
 
-async def down() -> int:
+async def down(connection: Connection) -> int:
     home = state_home()
     runtime = LocalRuntime(home)
     client: Client | None = None
-    if _listening(temporal.address()):
+    if _listening(connection.address):
         with contextlib.suppress(RuntimeError):
-            client = await _client(5)
+            client = await _client(connection, 5)
     for layout in runtime.saved_layouts():
         namespace, name = layout.cluster.namespace, layout.cluster.name
         if client is not None and running_pid(home / "worker.pid", "workers.worker"):
             with contextlib.suppress(Exception):
-                await _stop_through_workflow(client, namespace, name)
+                await _stop_through_workflow(ClusterClient.of(client, namespace, name))
         # Whatever still runs (or when no workflow answered): stopped directly.
         for problem in runtime.stop_cluster_processes(layout, StopMode.GRACEFUL):
             print(f"  could not stop {problem}")
@@ -180,15 +191,9 @@ async def down() -> int:
     return 0
 
 
-async def _stop_through_workflow(client: Client, namespace: str, name: str) -> None:
-    await control.command(
-        client, namespace, name, UPDATE_STOP, LifecycleRequest(reason="mysqlops down")
-    )
-    await control.wait_for(
-        client,
-        namespace,
-        name,
-        lambda s: s.phase.value == "Stopped" and s.current_task is None,
-        180,
-        "Stopped",
-    )
+async def _stop_through_workflow(cluster: ClusterClient) -> None:
+    result = await cluster.command(UPDATE_STOP, LifecycleRequest(reason="mysqlops down"))
+    if result.task_id is not None:
+        await cluster.wait_for_task(result.task_id, 180)
+    else:
+        await cluster.wait_until(settled_in(Phase.STOPPED), 180, "Stopped")

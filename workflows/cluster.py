@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, TemporalError
 
 with workflow.unsafe.imports_passed_through():
     from api.backup import BackupRequest, RestoreRequest
@@ -53,13 +52,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from api.remediation import ForceActionRequest, Outcome, ResumeRequest
     from api.states import NodeState, Phase, TaskKind
-    from galera.bootstrap import NoSafeBootstrap
     from galera.faults import next_deadline
     from galera.forcing import refusal
     from workflows import backups, converge, lifecycle, repairs
     from workflows.context import Context
     from workflows.decide import Evidence, Pause, Repair, Wait, decide
-    from workflows.errors import Refused, TaskFailed
+    from workflows.errors import failure
     from workflows.search import CLUSTER_STATE
 
 OUTCOMES_KEPT = 20
@@ -148,14 +146,8 @@ class ClusterWorkflow:
             await TASKS[task.kind](ctx, task)
             ctx.memory.message = ""
             workflow.logger.info("task %s done", task.id)
-        except (ActivityError, TaskFailed, NoSafeBootstrap) as error:
-            cause = error.cause if isinstance(error, ActivityError) and error.cause else error
-            outcome = Outcome.REFUSED if isinstance(error, Refused) else Outcome.FAILED
-            error_text = str(cause)
-        except TemporalError:
-            raise  # nondeterminism and the like: the workflow task must fail and be retried
-        except Exception as error:  # a bug in a task: the task fails, the controller goes on
-            outcome, error_text = Outcome.FAILED, f"internal error: {error!r}"
+        except Exception as error:
+            outcome, error_text = failure(error)
         finally:
             ctx.memory.outcomes.append(
                 TaskOutcome(

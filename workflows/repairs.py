@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from galera.position import GaleraPosition, NodePosition
     from workflows.context import Context
     from workflows.decide import PLAYBOOKS, Pause, Repair, attempt_key
-    from workflows.errors import Refused, TaskFailed
+    from workflows.errors import Refused, TaskFailed, failure
     from workflows.lifecycle import start_cluster
     from workflows.search import CLUSTER_STATE, MANUAL_INTERVENTION
 
@@ -185,11 +185,10 @@ async def _carry_out(ctx: Context, record: RemediationRecord, action: Action, st
                 if entry.outcome is Outcome.RUNNING:
                     entry.outcome = Outcome.FAILED
         record.outcome = Outcome.SUCCEEDED
-    except (ActivityError, TaskFailed, NoSafeBootstrap) as error:
-        cause = error.cause if isinstance(error, ActivityError) and error.cause else error
-        record.outcome = Outcome.REFUSED if isinstance(error, Refused) else Outcome.FAILED
+    except Exception as error:
+        record.outcome, detail = failure(error)
         if record.actions:
-            record.actions[-1].detail = str(cause)
+            record.actions[-1].detail = detail
             record.actions[-1].outcome = record.outcome
     finally:
         record.ended_at = workflow.now()

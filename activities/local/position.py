@@ -8,7 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from activities.local.paths import NodePaths
+from activities.local.paths import NodePaths, ensure_socket_dir
 from activities.local.process import last_run_errors
 from galera.position import GaleraPosition, parse_grastate, recovered_position
 
@@ -41,7 +41,7 @@ def stored_position(paths: NodePaths) -> GaleraPosition:
         return position
     if (remembered := _remembered(paths)) is not None:
         return remembered
-    paths.socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a recovery binds it
+    ensure_socket_dir(paths.socket)  # a recovery binds it
     result = subprocess.run(
         [
             "mariadbd",

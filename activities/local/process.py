@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 from pathlib import Path
 
 from api.states import ExitKind
@@ -41,6 +42,51 @@ def cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+def argv(pid: int) -> list[str]:
+    """The command line of `pid`, argument by argument ([] when it is gone). A process caught
+    in the middle of its exec (as just after `Popen` returned) shows an empty one for a moment:
+    it is read again until it appears."""
+    for _ in range(40):
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return []
+        if raw or not alive(pid) or not _has_program(pid):
+            break  # a kernel thread has none
+        time.sleep(0.005)
+    args = raw.split(b"\0")
+    if args and not args[-1]:
+        args.pop()  # the terminating NUL
+    return [arg.decode(errors="replace") for arg in args]
+
+
+def _has_program(pid: int) -> bool:
+    try:
+        os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return False
+    return True
+
+
+AGENT_MODULE = "workers.agent"
+
+
+def is_agent_of(pid: int, node_dir: Path) -> bool:
+    """Whether `pid` is alive and is the node agent of `node_dir` (`python -m workers.agent
+    NODE_DIR`): a recycled pid, or the agent of another node, does not count."""
+    args = argv(pid)
+    for i in range(len(args) - 2):
+        if args[i : i + 2] == ["-m", AGENT_MODULE]:
+            return alive(pid) and args[i + 2] == str(node_dir)
+    return False
+
+
+def agent_pid(pid_file: Path, node_dir: Path) -> int | None:
+    """The live agent of the node in `node_dir`, as its pid file records it."""
+    pid = read_pid(pid_file)
+    return pid if pid is not None and is_agent_of(pid, node_dir) else None
 
 
 def running_pid(pid_file: Path, needle: str) -> int | None:

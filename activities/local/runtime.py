@@ -3,7 +3,9 @@ ports on 127.0.0.1, HAProxy in front. Every operation is idempotent: repeating o
 retry, a worker crash or a replay finds the work done and does nothing more."""
 
 import contextlib
+import fcntl
 import getpass
+import hashlib
 import os
 import secrets
 import shutil
@@ -20,15 +22,18 @@ import pymysql
 
 from activities.local import backup, haproxy, mycnf
 from activities.local.config_check import server_config_errors
-from activities.local.paths import ClusterPaths, NodePaths, state_home
+from activities.local.paths import ClusterPaths, NodePaths, ensure_socket_dir, state_home
 from activities.local.ports import SlotPorts, allocate, release
 from activities.local.position import has_data, set_safe_to_bootstrap, stored_position
 from activities.local.process import (
+    agent_pid,
     alive,
+    cmdline,
     exit_kind_from_log,
     last_run_errors,
     mariadbd_pid,
     read_json,
+    read_pid,
     running_pid,
     suspended,
     write_json,
@@ -89,7 +94,7 @@ class LocalRuntime:
                 self.stop_node(layout, node.name, mode, timeout=120)
             except (OSError, TimeoutError) as error:
                 problems.append(f"{node.name}: {error}")
-            agent = running_pid(self._node_paths(layout, node.name).agent_pid, "workers.agent")
+            agent = _agent_pid(self._node_paths(layout, node.name))
             if agent is not None:
                 os.kill(agent, signal.SIGKILL)
         self.stop_load_balancer(layout)
@@ -198,31 +203,26 @@ class LocalRuntime:
         return server_config_errors(mycnf.render(self._node_config(layout, node), spec))
 
     def start_node(self, layout: ClusterLayout, node: str, bootstrap: bool) -> int:
+        """Start the node's agent, which starts mariadbd, and wait for mariadbd to run.
+
+        Never a second agent: when a live agent of this node is already starting its mariadbd
+        (an earlier attempt of this step, still recovering the position), that one is waited
+        for; one whose mariadbd just ended is let finish first."""
         paths = self._node_paths(layout, node)
-        if (pid := _mariadbd_pid(paths)) is not None:
-            self._ensure_agent(paths, bootstrap=False)
-            return pid
-        if bootstrap:
-            set_safe_to_bootstrap(paths.grastate)
-        _ensure_socket_dir(paths)
-        paths.pid.unlink(missing_ok=True)
-        paths.agent_state.unlink(missing_ok=True)  # the last run's exit is history now
-        self._spawn_agent(paths, bootstrap)
-        deadline = time.monotonic() + 30
-        while True:
+        with _node_lock(paths):
             if (pid := _mariadbd_pid(paths)) is not None:
+                self._ensure_agent(paths, bootstrap=False)
                 return pid
-            state = read_json(paths.agent_state) or {}
-            if state.get("running") is False:
-                raise NodeFailed(
-                    f"mariadbd on {node} exited at start ({state.get('exit_detail')}): "
-                    f"{_tail(paths.error_log)}"
-                )
-            # Crash recovery (reading the position) takes as long as InnoDB needs.
-            recovering = state.get("recovering") and running_pid(paths.agent_pid, "workers.agent")
-            if time.monotonic() > deadline and not recovering:
-                raise TimeoutError(f"the agent of {node} did not start mariadbd within 30 s")
-            time.sleep(0.05)
+            if _agent_pid(paths) is not None and _run_ended(paths):
+                _wait_agent_gone(paths, node)
+            if _agent_pid(paths) is None:
+                if bootstrap:
+                    set_safe_to_bootstrap(paths.grastate)
+                ensure_socket_dir(paths.socket)
+                paths.pid.unlink(missing_ok=True)
+                paths.agent_state.unlink(missing_ok=True)  # the last run's exit is history now
+                self._spawn_agent(paths, bootstrap)
+        return _await_mariadbd(paths, node)
 
     def last_join(self, layout: ClusterLayout, node: str) -> Join | None:
         paths = self._node_paths(layout, node)
@@ -236,7 +236,7 @@ class LocalRuntime:
             return None
 
     def _ensure_agent(self, paths: NodePaths, bootstrap: bool) -> None:
-        if running_pid(paths.agent_pid, "workers.agent") is None:
+        if _agent_pid(paths) is None:
             self._spawn_agent(paths, bootstrap)
 
     def _spawn_agent(self, paths: NodePaths, bootstrap: bool) -> None:
@@ -264,7 +264,7 @@ class LocalRuntime:
                 os.kill(pid, signal.SIGTERM)
             if not _wait_gone(pid, timeout):
                 raise TimeoutError(f"mariadbd on {node} (pid {pid}) still runs after {timeout} s")
-        agent = running_pid(paths.agent_pid, "workers.agent")
+        agent = _agent_pid(paths)
         if agent is not None and not _wait_gone(agent, 10):
             os.kill(agent, signal.SIGTERM)
 
@@ -287,7 +287,7 @@ class LocalRuntime:
                 exit_kind=ExitKind(str(state["exit_kind"])),
                 exit_detail=f"{state.get('exit_detail')}{hint}",
             )
-        if state.get("running") and running_pid(paths.agent_pid, "workers.agent"):
+        if state.get("running") and _agent_pid(paths):
             return ProcessFacts(alive=False)  # its agent is recording how it ended
         if not paths.error_log.exists():
             return ProcessFacts(alive=False, exit_detail=NEVER_STARTED)
@@ -301,6 +301,7 @@ class LocalRuntime:
         paths = self._node_paths(layout, node)
         if _mariadbd_pid(paths) is not None:
             raise RuntimeError(f"{node} is running: its position can only be read when stopped")
+        ensure_socket_dir(paths.socket)  # a recovery (--wsrep-recover) binds it
         return stored_position(paths)
 
     def admin_sql(self, layout: ClusterLayout, node: str, statements: list[str]) -> None:
@@ -320,10 +321,11 @@ class LocalRuntime:
         paths = self._node_paths(layout, node)
         if _mariadbd_pid(paths) is not None:
             raise RuntimeError(f"{node} still runs; stop it before moving its data")
-        kept = sorted(paths.root.glob("data.aside-*"))
         if not has_data(paths.data):
+            # Nothing to keep. An earlier set-aside's directory is not this one's: reporting it
+            # would make a restore record another node's (or another time's) data as this one's.
             paths.data.mkdir(exist_ok=True)
-            return str(kept[-1]) if kept else ""
+            return ""
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         aside = paths.root / f"data.aside-{stamp}"
         paths.data.rename(aside)
@@ -345,6 +347,12 @@ class LocalRuntime:
         paths.root.rename(retired)
 
     def retire_cluster(self, layout: ClusterLayout, delete_data: bool) -> None:
+        if delete_data:
+            running = [
+                n.name for n in layout.nodes if _mariadbd_pid(self._node_paths(layout, n.name))
+            ]
+            if running:
+                raise RuntimeError(f"{', '.join(running)} still run; stop them before deleting")
         self.stop_load_balancer(layout)
         paths = self._paths(layout.cluster)
         release(self.home / "ports.json", layout.cluster.key)
@@ -405,31 +413,72 @@ class LocalRuntime:
             state_file=paths.root / "haproxy.state",
             servers=servers,
         )
-        changed = _write_if_changed(paths.haproxy_cfg, text)
-        paths.haproxy_socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ensure_socket_dir(paths.haproxy_socket)
         running = running_pid(paths.haproxy_pid, "haproxy")
-        if running is not None and not changed:
-            return
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        loaded = read_json(paths.root / _HAPROXY_LOADED) or {}
+        if (
+            running is not None
+            and loaded.get("pid") == running
+            and loaded.get("sha256") == digest
+            and _read_text(paths.haproxy_cfg) == text
+        ):
+            return  # the running HAProxy loaded exactly this configuration
+        # Checked before it replaces anything: an invalid one leaves the file and the running
+        # HAProxy as they are.
+        candidate = paths.root / "haproxy.cfg.new"
+        candidate.write_text(text)
         check = subprocess.run(
-            ["haproxy", "-c", "-f", str(paths.haproxy_cfg)],
+            ["haproxy", "-c", "-f", str(candidate)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
         if check.returncode != 0:
+            candidate.unlink(missing_ok=True)
             alerts = [line for line in check.stdout.splitlines() if "[ALERT]" in line]
-            raise RuntimeError(f"invalid HAProxy configuration: {' '.join(alerts)[-2000:]}")
+            raise RuntimeError(
+                f"invalid HAProxy configuration for {paths.haproxy_cfg} (not installed; the "
+                f"previous one stays in place): {' '.join(alerts or [check.stdout])[-2000:]}"
+            )
         args = ["haproxy", "-D", "-f", str(paths.haproxy_cfg), "-p", str(paths.haproxy_pid)]
         if running is not None:
-            haproxy.save_state(paths.haproxy_socket, paths.root / "haproxy.state")
+            try:
+                haproxy.save_state(paths.haproxy_socket, paths.root / "haproxy.state")
+            except OSError as error:
+                candidate.unlink(missing_ok=True)
+                raise RuntimeError(
+                    f"HAProxy (pid {running}) did not answer on {paths.haproxy_socket} "
+                    f"({error!r}); not reloaded, it keeps its previous configuration"
+                ) from error
             args += ["-sf", str(running)]  # graceful reload: old connections finish
         else:
             (paths.root / "haproxy.state").unlink(missing_ok=True)
-        subprocess.run(args, check=True, capture_output=True, start_new_session=True)
+        previous = _read_text(paths.haproxy_cfg)
+        candidate.replace(paths.haproxy_cfg)
+        started = subprocess.run(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        if started.returncode != 0:
+            _restore(paths.haproxy_cfg, previous)
+            what = f"reload of HAProxy (pid {running})" if running else "start of HAProxy"
+            raise RuntimeError(
+                f"{what} with the new configuration failed (exit {started.returncode}); "
+                f"{paths.haproxy_cfg} is back to the previous one: {started.stdout[-2000:]}"
+            )
         if running is None:
             # HAProxy starts servers as up; none is until its agent says so.
             for server in servers:
                 haproxy.mark_down(paths.haproxy_socket, server.name)
+        # Only now is this configuration the live one: a retry after any failure above
+        # reloads instead of taking the file for what runs.
+        write_json(
+            paths.root / _HAPROXY_LOADED, {"pid": read_pid(paths.haproxy_pid), "sha256": digest}
+        )
 
     def load_balancer_view(self, layout: ClusterLayout) -> LoadBalancerView:
         sock = self._paths(layout.cluster).haproxy_socket
@@ -473,14 +522,86 @@ class LocalRuntime:
         return self._paths(cluster).secrets / key
 
 
+_HAPROXY_LOADED = "haproxy.loaded.json"  # pid and digest of the configuration HAProxy runs
+
+
 def _mariadbd_pid(paths: NodePaths) -> int | None:
     return mariadbd_pid(paths.pid, paths.agent_state)
 
 
-def _ensure_socket_dir(paths: NodePaths) -> None:
-    """The socket's directory: the node's own, or the short stand-in (see `socket_path`),
-    which a reboot may have emptied."""
-    paths.socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+def _agent_pid(paths: NodePaths) -> int | None:
+    return agent_pid(paths.agent_pid, paths.root)
+
+
+@contextlib.contextmanager
+def _node_lock(paths: NodePaths) -> Iterator[None]:
+    """Serializes the decision to spawn a node's agent (two attempts of one step may overlap)."""
+    with open(paths.root / "start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _run_ended(paths: NodePaths) -> bool:
+    """The agent's run is over: it recorded the exit of its mariadbd, or the mariadbd it
+    recorded is gone (it notices within a probe interval). Such a live agent is finishing,
+    not starting one; an agent that has not recorded a mariadbd yet is still starting it."""
+    state = read_json(paths.agent_state) or {}
+    if state.get("running") is False:
+        return True
+    recorded = state.get("pid")
+    return isinstance(recorded, int) and not (alive(recorded) and "mariadbd" in cmdline(recorded))
+
+
+def _wait_agent_gone(paths: NodePaths, node: str, timeout: float = 15) -> None:
+    """An agent whose mariadbd ended delivers its last report and exits within seconds."""
+    deadline = time.monotonic() + timeout
+    while (agent := _agent_pid(paths)) is not None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"the agent of {node} (pid {agent}) still runs {timeout:.0f} s after its "
+                "mariadbd ended; not starting a second one"
+            )
+        time.sleep(0.05)
+
+
+def _await_mariadbd(paths: NodePaths, node: str) -> int:
+    """The pid of the mariadbd the node's live agent starts, once it runs."""
+    deadline = time.monotonic() + 30
+    while True:
+        if (pid := _mariadbd_pid(paths)) is not None:
+            return pid
+        state = read_json(paths.agent_state) or {}
+        if state.get("running") is False:
+            raise NodeFailed(
+                f"mariadbd on {node} exited at start ({state.get('exit_detail')}): "
+                f"{_tail(paths.error_log)}"
+            )
+        agent = _agent_pid(paths)
+        if agent is None and (read_json(paths.agent_state) or {}).get("running") is not False:
+            raise RuntimeError(
+                f"the agent of {node} ended without starting mariadbd: {_tail(paths.agent_log)}"
+            )
+        # Crash recovery (reading the position) takes as long as InnoDB needs.
+        if agent is not None and time.monotonic() > deadline and not state.get("recovering"):
+            raise TimeoutError(
+                f"the agent of {node} (pid {agent}) did not start mariadbd within 30 s"
+            )
+        time.sleep(0.05)
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
+
+
+def _restore(path: Path, previous: str | None) -> None:
+    """Put back what `path` held (atomically), or remove it if it did not exist."""
+    if previous is None:
+        path.unlink(missing_ok=True)
+    else:
+        _write_if_changed(path, previous)
 
 
 def _write_if_changed(path: Path, text: str) -> bool:

@@ -1,49 +1,40 @@
 """Real clusters: mariadbd + galera-4 + HAProxy + node agents, driven by a worker in this
-process against the session's Temporal dev server. Everything started here is stopped here."""
+process against the session's Temporal dev server. Everything started here is stopped here
+(workers/sandbox.py, shared with the benchmarks).
+
+Tests act as a user does, through the CLI (`mysqlops`), and watch the status through the
+client library (workers/client.py), as JSON: what `mysqlops status NAME --json` prints."""
 
 import asyncio
 import json
 import os
-import random
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities.local.runtime import LocalRuntime
-from activities.runtime import StopMode
-from workers.worker import build_worker
+from api.cluster import ClusterStatus
+from workers.client import ClusterClient
+from workers.errors import NotReached
+from workers.sandbox import LocalWorker, private_home
+from workers.temporal import Connection
+
+POLL_SECONDS = 0.3
+
+Status = dict[str, Any]  # a status as `mysqlops status NAME --json` prints it
 
 
 @pytest.fixture(scope="session")
 def local_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A private state dir and port range; on exit, every process found in it is stopped."""
-    home = tmp_path_factory.mktemp("mysqlops-home")
-    saved = {k: os.environ.get(k) for k in ("MYSQLOPS_HOME", "MYSQLOPS_PORT_BASE")}
-    os.environ["MYSQLOPS_HOME"] = str(home)
-    os.environ["MYSQLOPS_PORT_BASE"] = str(random.randrange(10000, 30000, 100))
-    yield home
-    stop_everything(home)
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
-def stop_everything(home: Path) -> None:
-    runtime = LocalRuntime(home)
-    for layout in runtime.saved_layouts():
-        for problem in runtime.stop_cluster_processes(layout, StopMode.KILL):
-            print(f"cleanup: {problem}", file=sys.stderr)
+    with private_home(tmp_path_factory.mktemp("mysqlops-home")) as home:
+        yield home
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +42,14 @@ def cli_env(local_home: Path, temporal_env: WorkflowEnvironment) -> dict[str, st
     target = temporal_env.client.service_client.config.target_host
     os.environ["TEMPORAL_ADDRESS"] = target  # the agents report to this server
     return {**os.environ, "MYSQLOPS_HOME": str(local_home), "TEMPORAL_ADDRESS": target}
+
+
+@pytest_asyncio.fixture(scope="session")
+async def worker(
+    temporal_env: WorkflowEnvironment, local_home: Path, cli_env: dict[str, str]
+) -> AsyncIterator[LocalWorker]:
+    async with LocalWorker(temporal_env.client, local_home) as running:
+        yield running
 
 
 async def mysqlops(
@@ -67,6 +66,16 @@ async def mysqlops(
     )
 
 
+async def app_credentials(env: dict[str, str], name: str) -> dict[str, Any]:
+    """`mysqlops connect NAME --json`, and the password read from the file it names (the CLI
+    never prints it)."""
+    info = await mysqlops(env, "connect", name, "--json", timeout=60)
+    assert info.returncode == 0, info.stderr
+    data: dict[str, Any] = json.loads(info.stdout)
+    data["password"] = Path(data["password_file"]).read_text().strip()
+    return data
+
+
 def cluster_yaml(name: str, spec: str = "") -> str:
     """A 3-node MySQLCluster probed twice a second; `spec` adds lines under `spec:` (indented
     by two spaces)."""
@@ -77,55 +86,41 @@ def cluster_yaml(name: str, spec: str = "") -> str:
     )
 
 
-async def cluster_status(env: dict[str, str], *, name: str) -> dict[str, Any]:
-    """`mysqlops status NAME --json`, as a user reads it."""
-    result = await mysqlops(env, "status", name, "--json", timeout=30)
-    assert result.returncode == 0, result.stderr
-    data: dict[str, Any] = json.loads(result.stdout)
+_clients: dict[tuple[str, str], Client] = {}
+
+
+async def cluster_client(env: dict[str, str], name: str) -> ClusterClient:
+    """The client library on cluster `name` of the Temporal that `env` names."""
+    connection = Connection.load(env)
+    key = (connection.address, connection.namespace)
+    if key not in _clients:
+        _clients[key] = await connection.connect()
+    return ClusterClient.of(_clients[key], "default", name, poll_seconds=POLL_SECONDS)
+
+
+def as_json(current: ClusterStatus) -> Status:
+    data: Status = current.model_dump(mode="json", by_alias=True)
     return data
 
 
+async def cluster_status(env: dict[str, str], *, name: str) -> Status:
+    return as_json(await (await cluster_client(env, name)).status())
+
+
 async def until_status(
-    env: dict[str, str], check: Callable[[dict[str, Any]], bool], timeout: float, *, name: str
-) -> dict[str, Any]:
-    """Poll the status until `check` holds; fail the test with the last status after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        current = await cluster_status(env, name=name)
-        if check(current):
-            return current
-        assert time.monotonic() < deadline, f"not reached in {timeout} s: {current}"
-        await asyncio.sleep(0.3)
+    env: dict[str, str], check: Callable[[Status], bool], timeout: float, *, name: str
+) -> Status:
+    """Until `check` holds; the test fails with the last status after `timeout`, or as soon as
+    automation pauses for a human without `check` holding."""
+    cluster = await cluster_client(env, name)
+    try:
+        current = await cluster.wait_until(
+            lambda s: check(as_json(s)), timeout, "the test's condition"
+        )
+    except NotReached as error:
+        pytest.fail(f"{error}\nlast status: {json.dumps(as_json(error.status))}")
+    return as_json(current)
 
 
-def node_named(current: dict[str, Any], name: str) -> dict[str, Any]:
+def node_named(current: Status, name: str) -> dict[str, Any]:
     return next(n for n in current["nodes"] if n["name"] == name)
-
-
-class WorkerControl:
-    """The worker under test, which a test may stop and replace."""
-
-    def __init__(self, env: WorkflowEnvironment, home: Path) -> None:
-        self.env, self.home = env, home
-        self.executor = ThreadPoolExecutor(max_workers=64)
-        self.worker: Worker | None = None
-
-    async def start(self) -> None:
-        self.worker = build_worker(self.env.client, LocalRuntime(self.home), self.executor)
-        await self.worker.__aenter__()
-
-    async def stop(self) -> None:
-        if self.worker is not None:
-            await self.worker.__aexit__(None, None, None)
-            self.worker = None
-
-
-@pytest_asyncio.fixture(scope="session")
-async def worker(
-    temporal_env: WorkflowEnvironment, local_home: Path, cli_env: dict[str, str]
-) -> AsyncIterator[WorkerControl]:
-    control = WorkerControl(temporal_env, local_home)
-    await control.start()
-    yield control
-    await control.stop()
-    control.executor.shutdown(wait=False, cancel_futures=True)

@@ -9,6 +9,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.backup.activities import schedule_id
-from tests.integration.conftest import cluster_status, mysqlops, until_status
+from tests.integration.conftest import app_credentials, cluster_status, mysqlops, until_status
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -73,7 +74,7 @@ async def apply(env: dict[str, str], tmp_path: Path, text: str) -> None:
 async def cluster(cli_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A Green cluster with a `shop` database; deleted at the end of the module."""
     await apply(cli_env, tmp_path_factory.mktemp("bk"), CLUSTER)
-    info = json.loads((await mysqlops(cli_env, "connect", "bk", "--json")).stdout)
+    info = await app_credentials(cli_env, "bk")
     run_sql(
         info,
         info["port"],
@@ -184,6 +185,9 @@ async def test_bad_backups_are_refused_before_anything_stops(
     assert {n["name"]: n["pid"] for n in after["nodes"]} == before, "a node was restarted"
     assert after["state"] == "Green"
     assert checksums(cluster, cluster["port"]) == data
+    for name in damages:  # made by this test, not taken by mysqlops
+        (stored.parent / f"{name}.xbstream.zst").unlink()
+        (stored.parent / f"{name}.manifest.json").unlink()
 
 
 async def test_unusable_storage_fails_the_backup_and_leaves_no_node_desynced(
@@ -217,7 +221,7 @@ async def test_a_new_cluster_can_start_from_a_backup(
         + "  deletionPolicy: Delete\n  restoreFrom:\n    cluster: bk\n    backup: first\n"
     )
     await apply(cli_env, tmp_path, copy)
-    info = json.loads((await mysqlops(cli_env, "connect", "bkcopy", "--json")).stdout)
+    info = await app_credentials(cli_env, "bkcopy")
     assert checksums(info, info["port"]) == first_backup["checksums"]
     current = await cluster_status(cli_env, name="bkcopy")
     assert current["restores"][0]["phase"] == "Succeeded"
@@ -231,7 +235,7 @@ async def test_a_backup_resource_applied_is_taken_and_reported(
     resource = tmp_path / "backup.yaml"
     resource.write_text(
         "apiVersion: mysqlops.io/v1alpha1\nkind: MySQLBackup\nmetadata:\n  name: from-resource\n"
-        "spec:\n  cluster: bk\n"
+        "spec:\n  cluster: bk\n  keepFor: 30d\n"
     )
     applied = await mysqlops(cli_env, "apply", "-f", str(resource), "--wait")
     assert applied.returncode == 0, applied.stderr
@@ -240,19 +244,23 @@ async def test_a_backup_resource_applied_is_taken_and_reported(
     assert again.returncode == 0 and "mysqlbackup from-resource unchanged" in again.stdout
     current = await status(cli_env)
     assert [b["name"] for b in current["backups"]].count("from-resource") == 1
+    listed = json.loads((await mysqlops(cli_env, "backups", "bk", "--json")).stdout)
+    (entry,) = [b for b in listed if b["name"] == "from-resource"]
+    kept = datetime.fromisoformat(entry["expiresAt"]) - datetime.fromisoformat(entry["finishedAt"])
+    assert entry["trigger"] == "manual" and kept == timedelta(days=30)  # the resource's keepFor
 
 
-async def test_scheduled_backups_go_through_the_queue_and_retention_keeps_the_newest(
+async def test_scheduled_backups_go_through_the_queue_and_retention_prunes_only_them(
     cli_env: dict[str, str],
     cluster: dict[str, Any],
     first_backup: dict[str, Any],
     temporal_env: WorkflowEnvironment,
     tmp_path: Path,
 ) -> None:
-    scheduled = (
+    with_schedule = (
         CLUSTER + "  backup:\n    schedule: '0 3 1 1 *'\n    retention:\n      keepLast: 1\n"
     )
-    await apply(cli_env, tmp_path, scheduled)
+    await apply(cli_env, tmp_path, with_schedule)
     handle = temporal_env.client.get_schedule_handle(schedule_id("default", "bk"))
     described = await handle.describe()
     assert described.schedule.policy.overlap is ScheduleOverlapPolicy.SKIP
@@ -261,18 +269,22 @@ async def test_scheduled_backups_go_through_the_queue_and_retention_keeps_the_ne
     listed_text = await mysqlops(cli_env, "backups", "bk")
     assert "active, next run" in listed_text.stdout and "-01-01 03:00" in listed_text.stdout
 
-    await handle.trigger()  # what an operator's "trigger now" does in the UI or CLI
-    done = await until(
-        cli_env,
-        lambda s: any(
-            b["trigger"] == "schedule" and b["phase"] == "Succeeded" for b in s["backups"]
-        ),
-        120,
-    )
-    newest = next(b for b in done["backups"] if b["trigger"] == "schedule")
-    assert "first" in newest["deletedByRetention"]
+    def scheduled(current: dict[str, Any]) -> list[dict[str, Any]]:
+        return [b for b in current["backups"] if b["trigger"] == "schedule"]
+
+    def taken(runs: int) -> Callable[[dict[str, Any]], bool]:
+        return lambda s: [b["phase"] for b in scheduled(s)] == ["Succeeded"] * runs
+
+    for runs in (1, 2):  # what an operator's "trigger now" does in the UI or CLI
+        await handle.trigger()
+        done = await until(cli_env, taken(runs), 120)
+    older, newest = scheduled(done)
+    assert newest["deletedByRetention"] == [older["name"]]  # keepLast 1, of scheduled ones
     listed = json.loads((await mysqlops(cli_env, "backups", "bk", "--json")).stdout)
-    assert [b["name"] for b in listed] == [newest["name"]]
+    assert [b["name"] for b in listed if b["trigger"] == "schedule"] == [newest["name"]]
+    # Manual backups are not the cluster retention's: `first` (no keepFor) stays until
+    # deleted by hand.
+    assert "first" in {b["name"] for b in listed if b["trigger"] == "manual"}
 
     await apply(cli_env, tmp_path, CLUSTER)  # no schedule in the spec: the Schedule goes
     with pytest.raises(RPCError):

@@ -23,6 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.cluster import cluster_workflow_id
 from tests.integration.conftest import (
+    app_credentials,
     cluster_status,
     cluster_yaml,
     mysqlops,
@@ -112,9 +113,7 @@ async def credentials(
     resource.write_text(CLUSTER)
     applied = await mysqlops(cli_env, "apply", "-f", str(resource), "--wait", "--timeout", "300")
     assert applied.returncode == 0, applied.stderr
-    info = await mysqlops(cli_env, "connect", NAME, "--json")
-    assert info.returncode == 0, info.stderr
-    yield json.loads(info.stdout)
+    yield await app_credentials(cli_env, NAME)
     deleted = await mysqlops(cli_env, "delete", NAME, "--wait", "--timeout", "180")
     assert deleted.returncode == 0, deleted.stderr
 

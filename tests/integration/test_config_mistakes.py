@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from temporalio.testing import WorkflowEnvironment
 
-from api.cluster import MySQLClusterSpec, cluster_workflow_id
-from api.messages import QUERY_SPEC, UPDATE_APPLY_SPEC, ApplySpecRequest, CommandResult
+from api.messages import UPDATE_APPLY_SPEC, ApplySpecRequest
+from api.remediation import Outcome
 from tests.integration.conftest import (
+    cluster_client,
     cluster_status,
     cluster_yaml,
     mysqlops,
@@ -52,26 +52,27 @@ def pids(current: dict[str, Any]) -> dict[str, int]:
 
 
 @pytest.mark.usefixtures("created")
-async def test_options_the_server_refuses_restart_nothing(
-    cli_env: dict[str, str], temporal_env: WorkflowEnvironment
-) -> None:
+async def test_options_the_server_refuses_restart_nothing(cli_env: dict[str, str]) -> None:
     before = await status(cli_env)
-    handle = temporal_env.client.get_workflow_handle(cluster_workflow_id("default", NAME))
-    spec = await handle.query(QUERY_SPEC, result_type=MySQLClusterSpec)
+    cluster = await cluster_client(cli_env, NAME)
+    spec = await cluster.spec()
     # Well-formed for the spec, refused by the server (the default character set is latin1).
     # Sent straight to the workflow, as a watcher would: the workflow asks the server itself.
     bad = spec.model_copy(deep=True)
     bad.mysql.config["collation_server"] = "utf8mb4_general_ci"
-    await handle.execute_update(
-        UPDATE_APPLY_SPEC, ApplySpecRequest(spec=bad), result_type=CommandResult
-    )
-    after = await until(
-        cli_env, lambda s: "refused by the server" in s["message"] and not s["currentTask"], 60
-    )
-    assert "COLLATION 'utf8mb4_general_ci' is not valid" in after["message"]
+    applied = await cluster.command(UPDATE_APPLY_SPEC, ApplySpecRequest(spec=bad))
+    assert applied.task_id is not None
+    ended = await cluster.wait_for_task(applied.task_id, 60, check=False)
+    assert ended.outcome is Outcome.REFUSED, ended
+    assert "COLLATION 'utf8mb4_general_ci' is not valid" in ended.error  # the server's words
+    after = await status(cli_env)
     assert pids(after) == pids(before)  # no node restarted
     assert after["state"] == "Green"
-    assert await handle.query(QUERY_SPEC, result_type=MySQLClusterSpec) == spec
+    # The user puts the spec back: it converges at once, nothing to do.
+    restored = await cluster.command(UPDATE_APPLY_SPEC, ApplySpecRequest(spec=spec))
+    assert restored.task_id is not None
+    await cluster.wait_for_task(restored.task_id, 60)
+    assert pids(await status(cli_env)) == pids(before)
 
 
 @pytest.mark.usefixtures("created")

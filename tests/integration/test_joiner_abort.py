@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import functools
 import itertools
-import json
 import os
 import re
 import signal
@@ -32,6 +31,7 @@ import pytest_asyncio
 from activities.local.paths import ClusterPaths, NodePaths
 from activities.local.process import alive, cmdline, mariadbd_pid
 from tests.integration.conftest import (
+    app_credentials,
     cluster_status,
     cluster_yaml,
     mysqlops,
@@ -236,9 +236,7 @@ async def credentials(
     resource.write_text(CLUSTER)
     applied = await mysqlops(cli_env, "apply", "-f", str(resource), "--wait", "--timeout", "300")
     assert applied.returncode == 0, applied.stderr
-    info = await mysqlops(cli_env, "connect", NAME, "--json")
-    assert info.returncode == 0, info.stderr
-    data: dict[str, Any] = json.loads(info.stdout)
+    data = await app_credentials(cli_env, NAME)
     with connect(data["host"], data["port"], data) as conn, conn.cursor() as cur:
         cur.execute("CREATE DATABASE IF NOT EXISTS jab")
         cur.execute("CREATE TABLE IF NOT EXISTS jab.acks (id SERIAL PRIMARY KEY, at DATETIME(6))")

@@ -7,6 +7,7 @@ import contextlib
 import functools
 import json
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -19,15 +20,18 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from activities.local.process import alive
+from activities.users import APP_SECRET, MONITOR_SECRET
 from api.cluster import cluster_workflow_id
 from galera.faults import storage_error
 from tests.integration.conftest import (
-    WorkerControl,
+    app_credentials,
     cluster_status,
     mysqlops,
     node_named,
     until_status,
 )
+from workers.credentials import OPTION_FILE
+from workers.sandbox import LocalWorker
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -80,10 +84,7 @@ async def credentials(
     print(f"3-node cluster Green in {time.monotonic() - started:.1f} s")
     again = await mysqlops(cli_env, "apply", "-f", str(resource))
     assert again.returncode == 0 and "unchanged" in again.stdout
-    info = await mysqlops(cli_env, "connect", "it", "--json")
-    assert info.returncode == 0, info.stderr
-    data: dict[str, Any] = json.loads(info.stdout)
-    return data
+    return await app_credentials(cli_env, "it")
 
 
 async def test_created_cluster_is_green_with_real_nodes(
@@ -118,6 +119,27 @@ async def test_write_through_the_load_balancer_reads_on_every_node(
     with reader as conn, conn.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM shop.orders")
         assert cur.fetchone() == (1,)
+
+
+async def test_connect_prints_a_command_that_reads_the_password_from_a_private_file(
+    cli_env: dict[str, str], credentials: dict[str, Any]
+) -> None:
+    printed = await mysqlops(cli_env, "connect", "it")
+    assert printed.returncode == 0, printed.stderr
+    assert credentials["password"] not in printed.stdout + printed.stderr
+    writer, reader = printed.stdout.splitlines()
+    command = shlex.split(writer)
+    assert command[:2] == ["mariadb", f"--defaults-extra-file={credentials['option_file']}"]
+    assert Path(credentials["option_file"]).stat().st_mode & 0o777 == 0o600
+    for argv in (command, shlex.split(reader.removeprefix("# reader endpoint: "))):
+        ran = subprocess.run(
+            [*argv, "-N", "-e", "SELECT CURRENT_USER(), @@port"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.startswith(f"{credentials['user']}@"), ran.stdout
 
 
 async def test_application_user_has_no_administrative_rights(credentials: dict[str, Any]) -> None:
@@ -184,7 +206,7 @@ async def test_gracefully_stopped_node_is_red_clean(
 
 
 async def test_worker_restart_neither_stops_mysql_nor_loses_the_cluster(
-    cli_env: dict[str, str], credentials: dict[str, Any], worker: WorkerControl
+    cli_env: dict[str, str], credentials: dict[str, Any], worker: LocalWorker
 ) -> None:
     serving = [n for n in (await status(cli_env))["nodes"] if n["pid"]]
     await worker.stop()
@@ -371,7 +393,7 @@ async def test_a_hung_node_is_killed_and_restarted_after_the_grace_period(
 
 
 async def test_a_repair_survives_the_worker_dying_in_the_middle(
-    cli_env: dict[str, str], credentials: dict[str, Any], worker: WorkerControl
+    cli_env: dict[str, str], credentials: dict[str, Any], worker: LocalWorker
 ) -> None:
     before = await status(cli_env)
     victim = next(n for n in before["nodes"] if n["name"] != before["writer"])
@@ -501,7 +523,7 @@ async def test_a_second_cluster_runs_beside_and_delete_policy_removes_it(
     )
     applied = await mysqlops(cli_env, "apply", "-f", str(resource), "--wait", "--timeout", "120")
     assert applied.returncode == 0, applied.stderr
-    solo = json.loads((await mysqlops(cli_env, "connect", "solo", "--json")).stdout)
+    solo = await app_credentials(cli_env, "solo")
     assert solo["port"] != credentials["port"]
     solo_conn = connect(solo["host"], solo["port"], solo["user"], solo["password"])
     with solo_conn as conn, conn.cursor() as cur:
@@ -520,11 +542,12 @@ async def test_history_holds_no_secret(
 ) -> None:
     handle = temporal_env.client.get_workflow_handle(cluster_workflow_id("default", "it"))
     history = (await handle.fetch_history()).to_json()
-    secrets = list((local_home / "clusters/default/it/secrets").iterdir())
-    assert len(secrets) == 2
-    for secret in secrets:
-        assert secret.stat().st_mode & 0o777 == 0o600
-        assert secret.read_text().strip() not in history
+    directory = local_home / "clusters/default/it/secrets"
+    assert {p.name for p in directory.iterdir()} == {APP_SECRET, MONITOR_SECRET, OPTION_FILE}
+    for secret in directory.iterdir():
+        assert secret.stat().st_mode & 0o777 == 0o600, secret
+    for name in (APP_SECRET, MONITOR_SECRET):
+        assert (directory / name).read_text().strip() not in history
     logs = "".join(p.read_text() for p in local_home.glob("clusters/default/it/nodes/*/agent.log"))
     assert credentials["password"] not in logs
 

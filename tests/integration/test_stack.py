@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import os
-import random
 import signal
 import socket
 from collections.abc import AsyncIterator
@@ -17,14 +15,15 @@ import pymysql
 import pytest_asyncio
 
 from activities.local.paths import ClusterPaths
-from activities.local.process import START_MARKER, alive, read_pid, running_pid
+from activities.local.process import START_MARKER, alive, read_pid
 from tests.integration.conftest import (
+    app_credentials,
     cluster_status,
     mysqlops,
     node_named,
-    stop_everything,
     until_status,
 )
+from workers.sandbox import random_port_base, stop_everything
 
 CLUSTER = """\
 apiVersion: mysqlops.io/v1alpha1
@@ -55,19 +54,13 @@ async def stack(tmp_path: Path) -> AsyncIterator[dict[str, str]]:
     env = {
         **os.environ,
         "MYSQLOPS_HOME": str(home),
-        "MYSQLOPS_PORT_BASE": str(random.randrange(10000, 30000, 100)),
+        "MYSQLOPS_PORT_BASE": str(random_port_base()),
         "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
         "MYSQLOPS_UI_PORT": str(free_port()),
     }
     yield env
     await mysqlops(env, "down", timeout=180)
-    stop_everything(home)
-    for pid_file, needle in (
-        (home / "worker.pid", "workers.worker"),
-        (home / "temporal" / "temporal.pid", "start-dev"),
-    ):
-        if (pid := running_pid(pid_file, needle)) is not None:
-            os.kill(pid, signal.SIGKILL)
+    stop_everything(home)  # the nodes, agents, worker and dev server it recorded
 
 
 status = functools.partial(cluster_status, name="st")
@@ -132,9 +125,7 @@ async def test_temporal_killed_in_the_middle_of_a_repair_resumes_it_once(
             text.seek(offsets[entry["name"]])
             since = text.read().decode(errors="replace")
         assert "Proceeding with SST" not in since, entry["name"]
-    info = await mysqlops(stack, "connect", "st", "--json")
-    assert info.returncode == 0, info.stderr
-    c = json.loads(info.stdout)
+    c = await app_credentials(stack, "st")
     with (
         pymysql.connect(
             host=c["host"], port=c["port"], user=c["user"], password=c["password"]

@@ -16,7 +16,7 @@ from workers.chaos.cluster import galera_ports
 from workers.chaos.faults import KINDS
 from workers.chaos.runner import parse_kinds
 from workers.cli import parser
-from workers.control import UsageError
+from workers.errors import UsageError
 
 ROOT = Path(__file__).parents[2]
 NOBODY = 65534

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from workers.control import UsageError, load_resources
+from workers.errors import UsageError
+from workers.resources import load_resources
 
 ROOT = Path(__file__).parents[2]
 GOOD = """\
@@ -154,3 +155,41 @@ def test_backup_and_restore_resources_load_beside_clusters(tmp_path: Path) -> No
         "MySQLBackup",
         "MySQLRestore",
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["backup", "demo", "--keep-for", "a month"], "--keep-for"),
+        (["status", "demo", "--tls-cert", "/nonexistent/cert.pem"], "cannot read"),
+    ],
+    ids=["keep-for", "tls-file"],
+)
+def test_bad_flags_are_refused_before_anything_is_sent(
+    tmp_path: Path, args: list[str], says: str
+) -> None:
+    env = os.environ | {"TEMPORAL_ADDRESS": "127.0.0.1:1", "MYSQLOPS_HOME": str(tmp_path / "home")}
+    result = subprocess.run(
+        [sys.executable, "-c", "from workers.cli import main; main()", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result
+    assert says in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_unreachable_temporal_is_exit_1_and_says_where(tmp_path: Path) -> None:
+    env = os.environ | {"TEMPORAL_ADDRESS": "127.0.0.1:1", "MYSQLOPS_HOME": str(tmp_path / "home")}
+    result = subprocess.run(
+        [sys.executable, "-c", "from workers.cli import main; main()", "stop", "demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result
+    assert "could not reach Temporal at 127.0.0.1:1" in result.stderr

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from temporalio.exceptions import ApplicationError
+
 from activities.probe import Target
 from activities.runtime import (
     ClusterLayout,
@@ -59,6 +61,7 @@ class FakeRuntime:
     non_primary: set[str] = field(default_factory=set)  # alive, outside any Primary component
     desynced: set[str] = field(default_factory=set)  # wsrep_desync=ON
     backup_fails: bool = False  # the backup tool fails midway
+    retire_fails: bool = False  # removing the cluster's files fails (e.g. a busy mount)
     refused_options: set[str] = field(default_factory=set)  # the server's check refuses them
     crashing_options: set[str] = field(default_factory=set)  # pass the check, abort the start
     configs: dict[str, MySQLClusterSpec] = field(default_factory=dict)  # last provisioned
@@ -184,6 +187,8 @@ class FakeRuntime:
 
     def retire_cluster(self, layout: ClusterLayout, delete_data: bool) -> None:
         self.calls.append(("retire", delete_data))
+        if self.retire_fails:
+            raise ApplicationError("device or resource busy", non_retryable=True)
 
     def backup_root(self) -> Path:
         return self.backups_home

@@ -1,6 +1,6 @@
-"""The workflow test harness: a worker with the scripted runtime, and status helpers."""
+"""The workflow test harness: a worker with the scripted runtime, and the client library's view
+of a cluster started through it (`cluster`), with short names for the common reads."""
 
-import asyncio
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -13,10 +13,14 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.cluster import ClusterActivities
 from api.cluster import ClusterStatus, MySQLCluster, MySQLClusterSpec
-from api.messages import QUERY_STATUS, ClusterWorkflowInput
+from api.messages import ClusterWorkflowInput
 from tests.workflows.fake_runtime import FakeRuntime
+from workers.client import ClusterClient
+from workers.client import green_and_idle as green_and_idle
 from workers.worker import build_worker
 from workflows.cluster import ClusterWorkflow
+
+POLL_SECONDS = 0.1  # the scripted runtime answers at once
 
 
 @dataclass
@@ -40,24 +44,23 @@ class Harness:
         )
 
 
-async def status(handle: WorkflowHandle[object, object]) -> ClusterStatus:
-    result: ClusterStatus = await handle.query(QUERY_STATUS, result_type=ClusterStatus)
-    return result
+def cluster(handle: WorkflowHandle[Any, Any]) -> ClusterClient:
+    """The client library on a workflow the harness started: commands, wait_for_task, ..."""
+    return ClusterClient(handle, poll_seconds=POLL_SECONDS)
+
+
+async def status(handle: WorkflowHandle[Any, Any]) -> ClusterStatus:
+    return await cluster(handle).status()
 
 
 async def until(
-    handle: WorkflowHandle[object, object],
-    check: Callable[[ClusterStatus], bool],
-    timeout: float = 30,
+    handle: WorkflowHandle[Any, Any], check: Callable[[ClusterStatus], object], timeout: float = 30
 ) -> ClusterStatus:
-    async def poll() -> ClusterStatus:
-        while True:
-            current = await status(handle)
-            if check(current):
-                return current
-            await asyncio.sleep(0.1)
-
-    return await asyncio.wait_for(poll(), timeout)
+    """Until `check` is true (NotReached after `timeout`); a pause for a human does not end
+    the wait: tests look at what happens during one."""
+    return await cluster(handle).wait_until(
+        lambda s: bool(check(s)), timeout, "the test's condition", manual_intervention_ends_it=False
+    )
 
 
 def spec_with(replicas: int) -> MySQLClusterSpec:
@@ -66,11 +69,7 @@ def spec_with(replicas: int) -> MySQLClusterSpec:
     )
 
 
-def green_and_idle(s: ClusterStatus) -> bool:
-    return s.state.value == "Green" and s.current_task is None and not s.queued_tasks
-
-
-async def history_json(handle: WorkflowHandle[object, object]) -> str:
+async def history_json(handle: WorkflowHandle[Any, Any]) -> str:
     return (await handle.fetch_history()).to_json()
 
 

@@ -17,7 +17,8 @@ from api.cluster import ClusterStatus
 from api.layout import ClusterLayout, ClusterRef
 from api.messages import QUERY_STATUS
 from workers.chaos.netfault import CutNode
-from workers.control import UsageError, running_handle
+from workers.client import ClusterClient
+from workers.errors import UsageError
 
 _PORTS = {
     "gmcast": re.compile(r"gmcast\.listen_addr\s*=\s*tcp://[^;:\"]+:(\d+)"),
@@ -55,7 +56,7 @@ class LocalCluster:
     @classmethod
     async def attach(cls, client: Client, home: Path, namespace: str, name: str) -> "LocalCluster":
         layout = cls.find(home, namespace, name)
-        return cls(home, layout, await running_handle(client, namespace, name))
+        return cls(home, layout, (await ClusterClient.attach(client, namespace, name)).handle)
 
     @property
     def ref(self) -> ClusterRef:

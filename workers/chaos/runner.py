@@ -26,7 +26,7 @@ from workers.chaos.faults import KINDS, PARTITIONS, FaultResult, inject, wait_re
 from workers.chaos.netfault import CleanupError, NetFault, Unsupported
 from workers.chaos.verify import Verdict, verify
 from workers.chaos.writer import DATABASE, Writer, app_connection
-from workers.control import UsageError
+from workers.errors import UsageError
 
 WRITER_READY_TIMEOUT = 60.0
 
