@@ -10,3 +10,10 @@ from tests.workflows.harness import Harness, running_harness
 async def harness(temporal_env: WorkflowEnvironment) -> AsyncIterator[Harness]:
     async for h in running_harness(temporal_env):
         yield h
+
+
+@pytest_asyncio.fixture
+async def unsandboxed(temporal_env: WorkflowEnvironment) -> AsyncIterator[Harness]:
+    """A harness whose workflows run the test's own module objects (monkeypatch reaches them)."""
+    async for h in running_harness(temporal_env, sandboxed=False):
+        yield h

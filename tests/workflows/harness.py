@@ -10,6 +10,7 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.cluster import ClusterActivities
 from api.cluster import ClusterStatus, MySQLCluster, MySQLClusterSpec
@@ -73,14 +74,25 @@ async def history_json(handle: WorkflowHandle[Any, Any]) -> str:
     return (await handle.fetch_history()).to_json()
 
 
-async def running_harness(env: WorkflowEnvironment) -> AsyncIterator[Harness]:
+async def running_harness(
+    env: WorkflowEnvironment, sandboxed: bool = True
+) -> AsyncIterator[Harness]:
+    """A worker on a queue of its own. Unsandboxed, the workflow runs the very modules the
+    test imported, so a test can plant a fault or shrink a limit with monkeypatch (the sandbox
+    would re-import clean copies)."""
     runtime = FakeRuntime()
     queue = f"test-{uuid.uuid4().hex[:8]}"
     activities = ClusterActivities(runtime, prober=runtime.probe)
     with ThreadPoolExecutor(max_workers=64) as executor:
-        async with build_worker(
-            env.client, runtime, executor, task_queue=queue, activities=activities
-        ):
+        # A worker registers its queue when built: the unsandboxed one copies the config of a
+        # worker built for a queue nobody polls.
+        built = queue if sandboxed else f"{queue}-template"
+        worker = build_worker(env.client, runtime, executor, built, activities)
+        if not sandboxed:
+            config = worker.config()
+            config["task_queue"], config["workflow_runner"] = queue, UnsandboxedWorkflowRunner()
+            worker = Worker(**config)
+        async with worker:
             yield Harness(env.client, runtime, queue)
         runtime.gate.set()
     shutil.rmtree(runtime.backups_home, ignore_errors=True)

@@ -21,8 +21,10 @@ from api.messages import (
     CommandResult,
     LifecycleRequest,
 )
+from api.remediation import Outcome
 from tests.workflows.fake_runtime import FAKE_UUID
 from tests.workflows.harness import Harness, green_and_idle, spec_with, status, until
+from workflows import backups
 
 
 async def backup(handle: WorkflowHandle[object, object], name: str | None = None) -> str:
@@ -39,6 +41,10 @@ async def restore(handle: WorkflowHandle[object, object], name: str | None) -> s
     )
     assert result.task_id is not None
     return result.task_id
+
+
+async def until_ended(handle: WorkflowHandle[object, object], task: str) -> None:
+    await until(handle, lambda s: green_and_idle(s) and task in {o.id for o in s.outcomes}, 60)
 
 
 def ended(phase: BackupPhase) -> bool:
@@ -95,12 +101,14 @@ async def test_backup_requests_that_cannot_be_honoured_are_refused(harness: Harn
     handle = await harness.start()
     await until(handle, green_and_idle)
     await backup(handle, "once")
-    with pytest.raises(WorkflowUpdateFailedError):
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
         await backup(handle, "once")
+    assert "'once' was already taken or queued" in str(refused.value.cause)
     await handle.execute_update(UPDATE_STOP, LifecycleRequest(), result_type=CommandResult)
     await until(handle, lambda s: s.phase.value == "Stopped")
-    with pytest.raises(WorkflowUpdateFailedError):
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
         await backup(handle)
+    assert "stopped: a hot backup needs it running" in str(refused.value.cause)
     assert [b.name for b in (await status(handle)).backups] == ["once"]
 
 
@@ -136,9 +144,50 @@ async def test_a_named_restore_runs_once(harness: Harness) -> None:
     request = RestoreRequest(backup="b1", name="undo-mistake")
     await handle.execute_update(UPDATE_RESTORE, request, result_type=CommandResult)
     await until(handle, lambda s: green_and_idle(s) and ended(s.restores[0].phase), 60)
-    with pytest.raises(WorkflowUpdateFailedError):
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
         await handle.execute_update(UPDATE_RESTORE, request, result_type=CommandResult)
+    assert "'undo-mistake' was already requested" in str(refused.value.cause)
     assert [r.name for r in (await status(handle)).restores] == ["undo-mistake"]
+
+
+async def test_a_named_restore_is_refused_long_after_its_record_is_gone(
+    unsandboxed: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records are bounded (here to one); the names of restores carried out are not."""
+    monkeypatch.setattr(backups, "RECORDS_KEPT", 1)
+    handle = await unsandboxed.start()
+    await until(handle, green_and_idle)
+    await backup(handle, "b1")
+    await until(handle, lambda s: bool(s.backups) and ended(s.backups[0].phase))
+    request = RestoreRequest(backup="b1", name="undo-mistake")
+    await handle.execute_update(UPDATE_RESTORE, request, result_type=CommandResult)
+    for _ in range(2):  # later restores push the named one's record out
+        await until_ended(handle, await restore(handle, "b1"))
+    assert "undo-mistake" not in [r.name for r in (await status(handle)).restores]
+    before = len(unsandboxed.runtime.calls)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(UPDATE_RESTORE, request, result_type=CommandResult)
+    assert "'undo-mistake' was already requested" in str(refused.value.cause)
+    assert unsandboxed.runtime.calls[before:] == []  # nothing stopped, nothing restored
+
+
+async def test_queued_backups_keep_their_records_however_many_are_kept(
+    unsandboxed: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backups, "RECORDS_KEPT", 1)
+    handle = await unsandboxed.start()
+    ready = await until(handle, green_and_idle)
+    unsandboxed.runtime.gated_node = ready.nodes[1].name  # a restart waits: tasks queue up
+    unsandboxed.runtime.crash(ready.nodes[1].name)
+    await until(handle, lambda s: s.current_task is not None and s.current_task.kind == "remediate")
+    names = [await backup(handle, f"queued-{i}") for i in range(3)]
+    unsandboxed.runtime.gate.set()
+    done = await until(
+        handle, lambda s: green_and_idle(s) and sum(o.kind == "backup" for o in s.outcomes) == 3
+    )
+    backup_outcomes = [o for o in done.outcomes if o.kind == "backup"]
+    assert [o.outcome for o in backup_outcomes] == [Outcome.SUCCEEDED] * 3, backup_outcomes
+    assert [r.name for r in done.backups] == names
 
 
 async def test_a_restore_without_room_for_the_backup_changes_nothing(harness: Harness) -> None:
@@ -159,8 +208,9 @@ async def test_restore_from_cannot_be_added_to_a_running_cluster(harness: Harnes
     handle = await harness.start()
     await until(handle, green_and_idle)
     changed = spec_with(3).model_copy(update={"restore_from": RestoreSource(cluster="other")})
-    with pytest.raises(WorkflowUpdateFailedError):
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
         await handle.execute_update(
             UPDATE_APPLY_SPEC, ApplySpecRequest(spec=changed), result_type=CommandResult
         )
+    assert "restoreFrom only applies when a cluster is created" in str(refused.value.cause)
     assert (await status(handle)).queued_tasks == []

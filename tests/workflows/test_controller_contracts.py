@@ -3,14 +3,10 @@ retried, a stopped cluster keeps a change for its start, history stays still in 
 a bug in a task fails that task only, a forced restart restarts."""
 
 import asyncio
-import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from activities.cluster import ClusterActivities
 from api.cluster import ClusterStatus, TaskOutcome
 from api.messages import (
     UPDATE_APPLY_SPEC,
@@ -31,7 +27,6 @@ from api.remediation import (
 )
 from api.states import NodeState, Phase
 from tests.workflows.harness import Harness, green_and_idle, spec_with, status, until
-from workers.worker import build_worker
 from workflows import repairs
 
 FAST = {"backoffSeconds": 0.5, "hungGraceSeconds": 2, "settleSeconds": 0.5}
@@ -152,43 +147,25 @@ async def test_history_stays_still_in_manual_intervention(harness: Harness) -> N
 
 
 async def test_a_bug_in_a_step_fails_the_task_and_the_controller_goes_on(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
+    unsandboxed: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A bug is planted in the restart step; the workflow runs unsandboxed here so that the
-    planted bug is the code it runs (the sandbox would re-import a clean copy)."""
-
     def broken(*_: object) -> list[tuple[str | None, repairs.Step]]:
         async def step() -> str | None:
             raise AssertionError("a bug")
 
         return [(None, step)]
 
-    queue = f"bug-{uuid.uuid4().hex[:8]}"
-    with ThreadPoolExecutor(max_workers=64) as executor:
-        template = build_worker(
-            harness.client,
-            harness.runtime,
-            executor,
-            f"{queue}-template",
-            ClusterActivities(harness.runtime, prober=harness.runtime.probe),
-        )
-        config = template.config()
-        config["task_queue"], config["workflow_runner"] = queue, UnsandboxedWorkflowRunner()
-        async with Worker(**config):
-            handle = await Harness(harness.client, harness.runtime, queue).start(remediation=FAST)
-            ready = await until(handle, green_and_idle)
-            monkeypatch.setitem(repairs.STEPS, Action.RESTART_NODE, broken)
-            harness.runtime.crash(ready.nodes[2].name)
-            failed = await until(
-                handle,
-                lambda s: bool(s.remediations) and s.remediations[-1].outcome is Outcome.FAILED,
-            )
-            detail = failed.remediations[-1].actions[-1].detail
-            assert detail == "internal error: AssertionError('a bug')"
-            monkeypatch.undo()  # fixed: the next attempt, after its backoff, repairs the node
-            done = await until(handle, green_and_idle, timeout=30)
-            assert done.remediations[-1].outcome is Outcome.SUCCEEDED
-            await handle.terminate("test over")
+    handle = await unsandboxed.start(remediation=FAST)
+    ready = await until(handle, green_and_idle)
+    monkeypatch.setitem(repairs.STEPS, Action.RESTART_NODE, broken)
+    unsandboxed.runtime.crash(ready.nodes[2].name)
+    failed = await until(
+        handle, lambda s: bool(s.remediations) and s.remediations[-1].outcome is Outcome.FAILED
+    )
+    assert failed.remediations[-1].actions[-1].detail == "internal error: AssertionError('a bug')"
+    monkeypatch.undo()  # fixed: the next attempt, after its backoff, repairs the node
+    done = await until(handle, green_and_idle, timeout=30)
+    assert done.remediations[-1].outcome is Outcome.SUCCEEDED
 
 
 async def test_a_forced_restart_of_a_running_node_restarts_it(harness: Harness) -> None:

@@ -32,6 +32,7 @@ from tests.workflows.harness import (
 )
 from workflows.search import CLUSTER_STATE
 
+SETTLE_SECONDS = 2  # the default of remediation.settleSeconds
 FAST = {"backoffSeconds": 0.5, "hungGraceSeconds": 2}
 
 
@@ -138,8 +139,9 @@ async def test_a_node_that_cannot_rejoin_is_reprovisioned_then_handed_to_a_human
     await handle.execute_update(UPDATE_RESUME, ResumeRequest(reason="disk replaced"))
     healed = await until(handle, green_and_idle, 60)
     assert healed.manual_intervention is None
-    with pytest.raises(WorkflowUpdateFailedError):
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
         await handle.execute_update(UPDATE_RESUME, ResumeRequest(reason="again"))
+    assert "automation is not paused" in str(refused.value.cause)
 
 
 async def test_a_hung_node_is_killed_after_the_grace_period(harness: Harness) -> None:
@@ -176,7 +178,7 @@ async def test_maintenance_nodes_stay_down(harness: Harness) -> None:
     await until(handle, green_and_idle)
     harness.runtime.crash(victim, ExitKind.CLEAN)
     down = await until(handle, lambda s: s.nodes[2].state is NodeState.RED_CLEAN)
-    await asyncio.sleep(2)
+    await asyncio.sleep(4 * SETTLE_SECONDS)  # well past the settle time a repair waits for
     later = await status(handle)
     assert later.nodes[2].state is NodeState.RED_CLEAN and not later.remediations
     assert down.state.value == "Yellow"
