@@ -13,6 +13,8 @@ backup. Rules, in order:
   and the others joined by SST. A restore asked for by name (a MySQLRestore) runs once, ever.
 """
 
+import contextlib
+from collections.abc import Iterator
 from datetime import timedelta
 
 from temporalio import workflow
@@ -42,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         RestoreSource,
         RetentionResult,
         StorageRef,
+        TaskRecord,
     )
     from api.layout import ClusterLayout
     from api.messages import CommandResult, NodeMemory, QueuedTask
@@ -95,7 +98,7 @@ async def backup(ctx: Context, task: QueuedTask) -> None:
     record = _backup_record(ctx, task.id)
     record.phase = BackupPhase.RUNNING
     record.started_at = workflow.now()
-    try:
+    with _ending(record):
         if ctx.memory.phase is not Phase.RUNNING:
             raise TaskFailed(f"the cluster is {ctx.memory.phase}: a backup needs it running")
         layout = ctx.layout_or_fail()
@@ -103,12 +106,6 @@ async def backup(ctx: Context, task: QueuedTask) -> None:
         record.node = node
         keep_for = task.backup.keep_for if task.backup else None
         manifest = await _take_backup(ctx, layout, node, record, keep_for)
-    except (ActivityError, TaskFailed) as error:
-        record.phase = BackupPhase.FAILED
-        record.error = _cause(error)
-        raise
-    finally:
-        record.finished_at = workflow.now()
     record.phase = BackupPhase.SUCCEEDED
     record.size_bytes = manifest.stored_bytes
     record.streamed_bytes = manifest.streamed_bytes
@@ -259,14 +256,8 @@ async def create_from_backup(
 async def _run_restore(
     ctx: Context, layout: ClusterLayout, record: RestoreRecord, storage: StorageRef
 ) -> None:
-    try:
+    with _ending(record):
         await _restore_into(ctx, layout, record, storage)
-    except (ActivityError, TaskFailed) as error:
-        record.phase = BackupPhase.FAILED
-        record.error = _cause(error)
-        raise
-    finally:
-        record.finished_at = workflow.now()
 
 
 async def _restore_into(
@@ -353,6 +344,20 @@ def check_restore(ctx: Context, request: RestoreRequest) -> None:
                 f"{RESTORE_NAMES_KEPT} named restores are remembered for this cluster: "
                 "restore without a name (mysqlops restore) or recreate the cluster"
             )
+
+
+@contextlib.contextmanager
+def _ending(record: TaskRecord) -> Iterator[None]:
+    """A backup's or restore's record ends with its task: Failed with the error when it
+    fails, and its end time either way."""
+    try:
+        yield
+    except (ActivityError, TaskFailed) as error:
+        record.phase = BackupPhase.FAILED
+        record.error = _cause(error)
+        raise
+    finally:
+        record.finished_at = workflow.now()
 
 
 def _cause(error: BaseException) -> str:

@@ -19,7 +19,8 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from activities.local.process import alive
+from activities.local.paths import ClusterPaths, NodePaths
+from activities.local.process import START_MARKER, alive
 from activities.users import APP_SECRET, MONITOR_SECRET
 from api.cluster import cluster_workflow_id
 from galera.faults import storage_error
@@ -62,6 +63,12 @@ async def apply_text(env: dict[str, str], tmp_path: Path, text: str, wait: bool 
 
 
 status = functools.partial(cluster_status, name="it")
+
+
+def victim_paths(env: dict[str, str], node: str) -> NodePaths:
+    return ClusterPaths.of(Path(env["MYSQLOPS_HOME"]), "default", "it").node(node)
+
+
 until = functools.partial(until_status, name="it")
 node = node_named
 
@@ -398,6 +405,8 @@ async def test_a_repair_survives_the_worker_dying_in_the_middle(
     before = await status(cli_env)
     victim = next(n for n in before["nodes"] if n["name"] != before["writer"])
     repairs = len(before["remediations"])
+    error_log = Path(victim_paths(cli_env, victim["name"]).error_log)
+    starts_before = error_log.read_text(errors="replace").count(START_MARKER)
     os.kill(victim["pid"], signal.SIGKILL)
     await until(
         cli_env,
@@ -417,7 +426,9 @@ async def test_a_repair_survives_the_worker_dying_in_the_middle(
     assert healed["remediations"][repairs]["nodes"] == [victim["name"]]
     assert healed["manualIntervention"] is None
     running = [n["pid"] for n in healed["nodes"] if n["name"] == victim["name"]]
-    assert running and alive(running[0])  # started once, not twice: one live mariadbd
+    assert running and alive(running[0])
+    starts = error_log.read_text(errors="replace").count(START_MARKER) - starts_before
+    assert starts == 1  # the repair went on where it stood: the node started once, not twice
 
 
 async def kill_while_repair_is_off(

@@ -30,17 +30,21 @@ spec:
 RESTORE = BACKUP.replace("MySQLBackup", "MySQLRestore") + "  backup: nightly\n"
 
 
-def run_apply(tmp_path: Path, path: Path) -> subprocess.CompletedProcess[str]:
+def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`mysqlops ARGS` against a Temporal address where nothing listens."""
     env = os.environ | {"TEMPORAL_ADDRESS": "127.0.0.1:1", "MYSQLOPS_HOME": str(tmp_path / "home")}
-    code = "from workers.cli import main; main()"
     return subprocess.run(
-        [sys.executable, "-c", code, "apply", "-f", str(path)],
+        [sys.executable, "-c", "from workers.cli import main; main()", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def run_apply(tmp_path: Path, path: Path) -> subprocess.CompletedProcess[str]:
+    return run_cli(tmp_path, "apply", "-f", str(path))
 
 
 @pytest.mark.parametrize(
@@ -133,16 +137,7 @@ def test_apply_refuses_binary_file(tmp_path: Path) -> None:
 def test_force_action_without_a_known_action_node_or_reason_is_refused(
     tmp_path: Path, args: list[str]
 ) -> None:
-    env = os.environ | {"TEMPORAL_ADDRESS": "127.0.0.1:1", "MYSQLOPS_HOME": str(tmp_path / "home")}
-    code = "from workers.cli import main; main()"
-    result = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_cli(tmp_path, *args)
     assert result.returncode == 2, result
     assert result.stderr.strip()
 
@@ -168,28 +163,12 @@ def test_backup_and_restore_resources_load_beside_clusters(tmp_path: Path) -> No
 def test_bad_flags_are_refused_before_anything_is_sent(
     tmp_path: Path, args: list[str], says: str
 ) -> None:
-    env = os.environ | {"TEMPORAL_ADDRESS": "127.0.0.1:1", "MYSQLOPS_HOME": str(tmp_path / "home")}
-    result = subprocess.run(
-        [sys.executable, "-c", "from workers.cli import main; main()", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_cli(tmp_path, *args)
     assert result.returncode == 2, result
     assert says in result.stderr and "Traceback" not in result.stderr
 
 
 def test_an_unreachable_temporal_is_exit_1_and_says_where(tmp_path: Path) -> None:
-    env = os.environ | {"TEMPORAL_ADDRESS": "127.0.0.1:1", "MYSQLOPS_HOME": str(tmp_path / "home")}
-    result = subprocess.run(
-        [sys.executable, "-c", "from workers.cli import main; main()", "stop", "demo"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_cli(tmp_path, "stop", "demo")
     assert result.returncode == 1, result
     assert "could not reach Temporal at 127.0.0.1:1" in result.stderr

@@ -55,6 +55,19 @@ async def still(handle: Handle, seconds: float = 4) -> tuple[int, int]:
     return before, await history_length(handle)
 
 
+async def repair_failed(harness: Harness, handle: Handle) -> str:
+    """A node crashes and cannot start again: its first repair fails, a backoff is pending."""
+    ready = await until(handle, green_and_idle)
+    victim = ready.nodes[2].name
+    harness.runtime.failing.add(victim)
+    harness.runtime.crash(victim)
+    failed = await until(
+        handle, lambda s: bool(s.remediations) and s.remediations[-1].outcome is Outcome.FAILED
+    )
+    assert failed.remediations[-1].nodes == [victim]
+    return victim
+
+
 async def test_a_failed_delete_can_be_retried(harness: Harness) -> None:
     handle = await harness.start()
     await until(handle, green_and_idle)
@@ -101,14 +114,7 @@ async def test_history_stays_still_when_a_stopped_cluster_had_a_failed_repair(
     harness: Harness,
 ) -> None:
     handle = await harness.start(remediation={**FAST, "backoffSeconds": 1})
-    ready = await until(handle, green_and_idle)
-    victim = ready.nodes[2].name
-    harness.runtime.failing.add(victim)
-    harness.runtime.crash(victim)
-    failed = await until(
-        handle, lambda s: bool(s.remediations) and s.remediations[-1].outcome is Outcome.FAILED
-    )
-    assert failed.remediations[-1].nodes == [victim]
+    await repair_failed(harness, handle)
     await command(handle, UPDATE_STOP, LifecycleRequest())
     await until(handle, lambda s: s.phase is Phase.STOPPED and not s.current_task)
     before, after = await still(handle)
@@ -119,13 +125,7 @@ async def test_history_stays_still_with_a_node_in_maintenance_after_a_failed_rep
     harness: Harness,
 ) -> None:
     handle = await harness.start(remediation={**FAST, "backoffSeconds": 1})
-    ready = await until(handle, green_and_idle)
-    victim = ready.nodes[2].name
-    harness.runtime.failing.add(victim)
-    harness.runtime.crash(victim)
-    await until(
-        handle, lambda s: bool(s.remediations) and s.remediations[-1].outcome is Outcome.FAILED
-    )
+    victim = await repair_failed(harness, handle)
     spec = spec_with(3)
     spec.remediation = RemediationSpec.model_validate(
         {**FAST, "backoffSeconds": 1, "maintenance": [victim]}
