@@ -105,12 +105,16 @@ class ClusterWorkflow:
                     timeout=self._next_look(),
                 )
             ctx.wake = False
-            if memory.queue:
-                await self._run_task(memory.queue.pop(0))
-                ctx.reexamine()  # decide on what the task left behind, not on old evidence
-            elif self._time_to_continue_as_new():
+            if self._time_to_continue_as_new() and (
+                # Between two tasks, carrying the queue: a steady stream of commands must not
+                # put the switch off for ever (histories from before ran the queue dry first).
+                not memory.queue or workflow.patched("continue-as-new-between-tasks")
+            ):
                 drain.cancel()
                 await self._continue_as_new()
+            elif memory.queue:
+                await self._run_task(memory.queue.pop(0))
+                ctx.reexamine()  # decide on what the task left behind, not on old evidence
             else:
                 self._decide()
                 self._converge()

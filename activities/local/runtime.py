@@ -306,14 +306,18 @@ class LocalRuntime:
 
     def admin_sql(self, layout: ClusterLayout, node: str, statements: list[str]) -> None:
         paths = self._node_paths(layout, node)
+        # Autocommit: these are SET GLOBAL and account statements. A COMMIT after
+        # `pc.bootstrap=YES` would reach a node not yet ready for SQL (1047) and fail the step.
         conn = pymysql.connect(
-            unix_socket=str(paths.socket), user=getpass.getuser(), connect_timeout=5
+            unix_socket=str(paths.socket),
+            user=getpass.getuser(),
+            connect_timeout=5,
+            autocommit=True,
         )
         try:
             with conn.cursor() as cursor:
                 for statement in statements:
                     cursor.execute(statement)
-            conn.commit()
         finally:
             conn.close()
 
