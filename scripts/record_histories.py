@@ -1,7 +1,7 @@
 """Record workflow histories for the replay tests (tests/test_replay.py).
 
 Run for a new scenario, never to paper over an incompatible change:
-    .venv/bin/python scripts/record_histories.py [SCENARIO ...]
+    .venv/bin/python -m scripts.record_histories [SCENARIO ...]
 records the named scenarios (by default those without a recorded history yet). Each drives the
 cluster workflow on a scripted runtime against a dev server and writes its full history to
 tests/histories/<scenario>.json. Histories recorded by older versions stay: they are the point.
@@ -13,8 +13,6 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from temporalio.client import WorkflowHandle
 

@@ -1,6 +1,6 @@
 """Record workflow histories of real Galera clusters for the replay tests (tests/test_replay.py).
 
-    .venv/bin/python scripts/record_real_histories.py [SCENARIO ...]      (as root)
+    .venv/bin/python -m scripts.record_real_histories [SCENARIO ...]      (as root)
 
 records the named scenarios (by default those with no recorded history yet), one after the
 other: each on a 3-node cluster of the local runtime (real mariadbd with galera-4, HAProxy,
@@ -47,8 +47,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from temporalio.api.common.v1 import Payloads
 from temporalio.api.enums.v1 import EventType
