@@ -148,20 +148,30 @@ def victim_of(status: ClusterStatus) -> NodeStatus:
 
 @contextlib.contextmanager
 def port_taken(port: int) -> Iterator[None]:
-    """The node's own port held by someone else: its mariadbd cannot start."""
+    """The node's own port held by someone else: its mariadbd cannot start. Taken as soon as
+    the killed server's last thread has let it go (well before a repair, which waits for the
+    evidence to settle)."""
     with socket.socket() as held:
         held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        held.bind(("127.0.0.1", port))
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                held.bind(("127.0.0.1", port))
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
         held.listen()
         yield
 
 
 async def failed_repair(cluster: ClusterClient, ports: contextlib.ExitStack) -> str:
-    """A non-writer SIGKILLed while its port is taken: the repair's restart fails."""
+    """A non-writer SIGKILLed, then its port taken: the repair's restart fails."""
     victim = victim_of(await cluster.status())
-    ports.enter_context(port_taken(victim.port))
     assert victim.pid is not None
     os.kill(victim.pid, signal.SIGKILL)
+    ports.enter_context(port_taken(victim.port))
     await cluster.wait_until(
         lambda s: any(r.outcome is Outcome.FAILED for r in s.remediations),
         timeout=180,
