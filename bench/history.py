@@ -220,7 +220,8 @@ def maintenance(ports: contextlib.ExitStack) -> Prepare:
 async def manual(cluster: ClusterClient, paths: ClusterPaths) -> None:
     victim = victim_of(await cluster.status())
     config = paths.node(victim.name).config
-    config.write_text(config.read_text().replace("[mysqld]", "[mysqld]\nno_such_option = 1", 1))
+    assert "[mariadbd]" in config.read_text(), f"{config}: no [mariadbd] group to break"
+    config.write_text(config.read_text().replace("[mariadbd]", "[mariadbd]\nno_such_option = 1", 1))
     assert victim.pid is not None
     os.kill(victim.pid, signal.SIGKILL)
     await cluster.wait_until(
