@@ -28,10 +28,9 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -46,7 +45,7 @@ from api.remediation import Outcome
 from api.states import ClusterState, Phase
 from bench.common import cluster_resource, delete_cluster, finish, start_cluster
 from workers.client import ClusterClient, idle
-from workers.sandbox import private_home, temporal_stack
+from workers.sandbox import port_taken, private_home, temporal_stack
 
 SHOWN = 15  # event types shown from each end of the window
 BACKOFF_SECONDS = 20  # after the failed repair: the window opens once it has passed
@@ -146,32 +145,12 @@ def victim_of(status: ClusterStatus) -> NodeStatus:
     return next(n for n in status.nodes if n.name != status.writer)
 
 
-@contextlib.contextmanager
-def port_taken(port: int) -> Iterator[None]:
-    """The node's own port held by someone else: its mariadbd cannot start. Taken as soon as
-    the killed server's last thread has let it go (well before a repair, which waits for the
-    evidence to settle)."""
-    with socket.socket() as held:
-        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                held.bind(("127.0.0.1", port))
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-        held.listen()
-        yield
-
-
 async def failed_repair(cluster: ClusterClient, ports: contextlib.ExitStack) -> str:
     """A non-writer SIGKILLed, then its port taken: the repair's restart fails."""
     victim = victim_of(await cluster.status())
     assert victim.pid is not None
     os.kill(victim.pid, signal.SIGKILL)
-    ports.enter_context(port_taken(victim.port))
+    ports.enter_context(port_taken("127.0.0.1", victim.port))
     await cluster.wait_until(
         lambda s: any(r.outcome is Outcome.FAILED for r in s.remediations),
         timeout=180,

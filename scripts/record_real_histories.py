@@ -35,14 +35,12 @@ scripts/record_histories.py records the scripted ones (tests/workflows/harness.p
 """
 
 import asyncio
-import contextlib
 import os
 import signal
-import socket
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,7 +51,6 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from activities.local.paths import ClusterPaths
@@ -86,9 +83,8 @@ from bench.common import cluster_resource, delete_cluster, start_cluster
 from workers.chaos.cluster import LocalCluster, galera_ports
 from workers.chaos.writer import app_connection
 from workers.client import ClusterClient, green_and_idle, idle
-from workers.sandbox import TEMPORAL_CLI, LocalWorker, private_home, temporal_stack
+from workers.sandbox import port_taken, private_home, temporal_stack
 from workflows.cluster import ClusterWorkflow
-from workflows.search import CLUSTER_STATE
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "tests" / "histories"
@@ -485,26 +481,6 @@ async def quorum_lost(c: Cluster) -> Check:
     return check
 
 
-@contextlib.contextmanager
-def port_taken(host: str, port: int) -> Iterator[None]:
-    """Something else listens on the port: a mariadbd that wants it cannot start."""
-    deadline = time.monotonic() + 5
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
-        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT only
-        while True:
-            try:
-                taken.bind((host, port))
-                break
-            except OSError:
-                # A SIGKILLed mariadbd's main thread shows as a zombie while its other threads
-                # still hold its sockets, for a few milliseconds.
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
-        taken.listen()
-        yield
-
-
 async def continue_as_new(c: Cluster) -> Check:
     restarted, victim = await c.readers()
     await c.write_rows(10)
@@ -635,32 +611,6 @@ def outputs(name: str, scenario: Scenario) -> list[Path]:
     return [OUT / f"real-{name}-{n}.json" for n in range(1, scenario.runs + 1)]
 
 
-@contextlib.asynccontextmanager
-async def stack(home: Path, server: Sequence[str]) -> AsyncIterator[Client]:
-    """workers.sandbox.temporal_stack, on a dev server given `server` as extra arguments."""
-    if not server:
-        async with temporal_stack(home) as client:
-            yield client
-        return
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=TEMPORAL_CLI,
-        data_converter=pydantic_data_converter,
-        search_attributes=[CLUSTER_STATE],
-        dev_server_extra_args=list(server),
-    )
-    saved = os.environ.get("TEMPORAL_ADDRESS")
-    os.environ["TEMPORAL_ADDRESS"] = env.client.service_client.config.target_host
-    try:
-        async with LocalWorker(env.client, home):
-            yield env.client
-    finally:
-        await env.shutdown()
-        if saved is None:
-            os.environ.pop("TEMPORAL_ADDRESS", None)
-        else:
-            os.environ["TEMPORAL_ADDRESS"] = saved
-
-
 def secret_values(home: Path, name: str) -> set[str]:
     """Every value in the cluster's secrets/: password files whole, option files by line."""
     values = set()
@@ -724,7 +674,7 @@ async def record(name: str, scenario: Scenario) -> list[str]:
     spec = MySQLClusterSpec.model_validate({"remediation": scenario.remediation})
     with private_home(prefix=f"mysqlops-record-{name}-") as home:
         try:
-            async with stack(home, scenario.server) as client:
+            async with temporal_stack(home, *scenario.server) as client:
                 applied = await start_cluster(client, cluster_resource(name, spec))
                 control = applied.cluster
                 first_run = (await control.handle.describe()).run_id

@@ -8,8 +8,10 @@ import os
 import random
 import shutil
 import signal
+import socket
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -103,12 +105,14 @@ def ensure_nothing_runs(home: Path) -> None:
         stop_everything(home)
 
 
-async def dev_server() -> WorkflowEnvironment:
-    """A Temporal dev server on a free port, with the search attribute the workflow sets."""
+async def dev_server(*server_args: str) -> WorkflowEnvironment:
+    """A Temporal dev server on a free port, with the search attribute the workflow sets;
+    `server_args` go to `temporal server start-dev` (e.g. dynamic config values)."""
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=TEMPORAL_CLI,
         data_converter=pydantic_data_converter,
         search_attributes=[CLUSTER_STATE],
+        dev_server_extra_args=list(server_args),
     )
 
 
@@ -148,12 +152,13 @@ class LocalWorker:
 
 
 @contextlib.asynccontextmanager
-async def temporal_stack(home: Path) -> AsyncIterator[Client]:
-    """A dev server and a worker in this process on the local runtime at `home`.
+async def temporal_stack(home: Path, *server_args: str) -> AsyncIterator[Client]:
+    """A dev server (given `server_args`) and a worker in this process on the local runtime
+    at `home`.
 
     TEMPORAL_ADDRESS names the server meanwhile, so node agents provisioned from here report
     to it."""
-    env = await dev_server()
+    env = await dev_server(*server_args)
     saved = {"TEMPORAL_ADDRESS": os.environ.get("TEMPORAL_ADDRESS")}
     os.environ["TEMPORAL_ADDRESS"] = env.client.service_client.config.target_host
     try:
@@ -162,3 +167,23 @@ async def temporal_stack(home: Path) -> AsyncIterator[Client]:
     finally:
         await env.shutdown()
         _restore(saved)
+
+
+@contextlib.contextmanager
+def port_taken(host: str, port: int) -> Iterator[None]:
+    """Something else listens on the port: a mariadbd that wants it cannot start."""
+    deadline = time.monotonic() + 5
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT only
+        while True:
+            try:
+                taken.bind((host, port))
+                break
+            except OSError:
+                # A SIGKILLed mariadbd's main thread shows as a zombie while its other threads
+                # still hold its sockets, for a few milliseconds.
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+        taken.listen()
+        yield
