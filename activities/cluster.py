@@ -8,7 +8,6 @@ import contextlib
 import socket
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
@@ -19,7 +18,6 @@ from activities.messages import (
     LoadBalancerInput,
     NodeInput,
     NodeObservation,
-    Observation,
     PositionsInput,
     ProvisionInput,
     RemoveNodeInput,
@@ -27,23 +25,19 @@ from activities.messages import (
     StartInput,
     StopInput,
     WaitSyncedInput,
-    WatchInput,
 )
-from activities.probe import Target, probe
+from activities.observe import Observer
 from activities.runtime import ClusterLayout, ClusterRef, NodeFailed, Runtime
-from activities.users import APP_SECRET, MONITOR_SECRET, MONITOR_USER, user_statements
-from api.cluster import NodeFacts
+from activities.users import APP_SECRET, MONITOR_SECRET, user_statements
 from api.states import NodeState
-from galera.diagnosis import node_state, serves
+from galera.diagnosis import serves
 from galera.position import NodePosition
-
-Prober = Callable[[Target, float], NodeFacts]
 
 
 class ClusterActivities:
-    def __init__(self, runtime: Runtime, prober: Prober = probe) -> None:
+    def __init__(self, runtime: Runtime, observer: Observer) -> None:
         self.runtime = runtime
-        self.probe = prober
+        self.observer = observer
 
     @activity.defn
     def cluster_layout(self, request: LayoutInput) -> ClusterLayout:
@@ -98,20 +92,16 @@ class ClusterActivities:
     def wait_synced(self, request: WaitSyncedInput) -> NodeObservation:
         """Wait until the node is Green; heartbeats while it joins (an SST can take long)."""
         deadline = time.monotonic() + request.timeout_seconds
-        target = self._monitor_target(request.layout, request.node)
-        peers = {
-            n.name: self._monitor_target(request.layout, n.name)
-            for n in request.layout.nodes
-            if n.name != request.node
-        }
+        targets = self.observer.targets(request.layout)
+        target = targets.pop(request.node)
         without_primary = 0
         while True:
-            observed = self._observe_node(request.layout, request.node, target, timeout=2)
+            observed = self.observer.node(request.layout, request.node, target, timeout=2)
             if request.joining and observed.state is not NodeState.GREEN:
                 # A joiner needs a Primary component to take its state from.
                 primary = any(
-                    serves(self._observe_node(request.layout, name, peer, timeout=1).facts, True)
-                    for name, peer in peers.items()
+                    serves(self.observer.node(request.layout, name, peer, timeout=1).facts, True)
+                    for name, peer in targets.items()
                 )
                 without_primary = 0 if primary else without_primary + 1
                 if without_primary >= 20:  # ten seconds
@@ -163,67 +153,6 @@ class ClusterActivities:
     @activity.defn
     def retire_cluster(self, request: RetireInput) -> None:
         self.runtime.retire_cluster(request.layout, request.delete_data)
-
-    @activity.defn
-    def watch_health(self, request: WatchInput) -> Observation:
-        """Probe every node each interval; return only when what is seen differs from the
-        baseline, or after `resync_seconds`, so history grows with changes, not with time."""
-        started = time.monotonic()
-        targets = {
-            n.name: self._monitor_target(request.layout, n.name) for n in request.layout.nodes
-        }
-        baseline = request.baseline.signature() if request.baseline else None
-        with ThreadPoolExecutor(max_workers=len(targets) or 1) as pool:
-            while True:
-                observation = self._observe(request, targets, pool)
-                if observation.signature() != baseline:
-                    return observation
-                if time.monotonic() - started > request.health.resync_seconds:
-                    observation.resync = True
-                    return observation
-                activity.heartbeat()
-                _pause(request.health.probe_interval_seconds)
-
-    # -- helpers ---------------------------------------------------------------------------
-
-    def _monitor_target(self, layout: ClusterLayout, node: str) -> Target:
-        address = layout.node(node)
-        password = self.runtime.read_secret(layout.cluster, MONITOR_SECRET)
-        return Target(user=MONITOR_USER, password=password, host=address.host, port=address.port)
-
-    def _observe(
-        self, request: WatchInput, targets: dict[str, Target], pool: ThreadPoolExecutor
-    ) -> Observation:
-        timeout = request.health.probe_timeout_seconds
-        nodes = list(
-            pool.map(
-                lambda name: self._observe_node(request.layout, name, targets[name], timeout),
-                targets,
-            )
-        )
-        view = self.runtime.load_balancer_view(request.layout)
-        return Observation(
-            nodes=nodes,
-            writer=view.writer,
-            serving=bool(view.up),
-            primary=any(serves(n.facts, request.health.serve_from_donor) for n in nodes),
-        )
-
-    def _observe_node(
-        self, layout: ClusterLayout, node: str, target: Target, timeout: float
-    ) -> NodeObservation:
-        process = self.runtime.process_facts(layout, node)
-        if not process.alive:
-            facts = NodeFacts(
-                process_alive=False, exit_kind=process.exit_kind, exit_detail=process.exit_detail
-            )
-        elif process.stopped:
-            facts = NodeFacts(process_alive=True, error="process suspended (SIGSTOP)")
-        else:
-            facts = self.probe(target, timeout)
-            facts.process_alive = True
-        state, reason = node_state(facts)
-        return NodeObservation(name=node, pid=process.pid, state=state, reason=reason, facts=facts)
 
 
 def _pause(seconds: float) -> None:

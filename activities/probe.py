@@ -1,9 +1,11 @@
-"""One SQL probe of a node's Galera status, with short timeouts. Blocking: run it in a thread."""
+"""SQL probes of a node's Galera status, with short timeouts. Blocking: run them in threads."""
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 
 import pymysql
 
@@ -21,7 +23,7 @@ class Target:
     """Where and as whom to probe: TCP (host, port) or a unix socket."""
 
     user: str
-    password: str = ""
+    password: str = field(default="", repr=False)
     host: str = "127.0.0.1"
     port: int = 3306
     unix_socket: str | None = None
@@ -79,17 +81,25 @@ def probe(target: Target, timeout: float) -> NodeFacts:
 
 
 class Prober:
-    """Probes over one connection kept between probes (a new one after any failure): what a
-    frequent local probe costs is then one query, not a connection and its authentication."""
+    """Probes over one connection kept between probes: what a frequent probe costs is then one
+    query, not a connection and its authentication. With `fresh_every`, every that many probes
+    a new connection is opened first (and kept), so a node that still answers on old
+    connections but accepts no new ones (max_connections reached, a stuck listener) is noticed
+    within that many probes. Any failure drops the connection; the next probe connects again."""
 
-    def __init__(self, target: Target, timeout: float) -> None:
-        self.target, self.timeout = target, timeout
+    def __init__(self, target: Target, timeout: float, fresh_every: int | None = None) -> None:
+        self.target, self.timeout, self.fresh_every = target, timeout, fresh_every
         self.conn: pymysql.Connection[pymysql.cursors.Cursor] | None = None
+        self.kept_for = 0  # probes over the current connection
+        self.connections = 0  # opened so far
 
     def __call__(self) -> NodeFacts:
         try:
-            if self.conn is None:
-                self.conn = _connect(self.target, self.timeout)
+            if self.conn is None or (self.fresh_every and self.kept_for >= self.fresh_every):
+                fresh = _connect(self.target, self.timeout)
+                self.close()
+                self.conn, self.connections = fresh, self.connections + 1
+            self.kept_for += 1
             return _facts(self.conn)
         except Exception as error:
             self.close()
@@ -99,4 +109,64 @@ class Prober:
         if self.conn is not None:
             with contextlib.suppress(Exception):
                 self.conn.close()
-            self.conn = None
+        self.conn, self.kept_for = None, 0
+
+
+class ProbePool:
+    """One kept-connection `Prober` per node, shared by every watch of a worker process.
+
+    A prober serves one probe at a time; a second probe of the same node meanwhile (an old
+    watch still ending beside its replacement) uses a connection of its own. Probers unused
+    for `idle_seconds` (a cluster deleted, or now watched by another worker) are closed.
+    """
+
+    def __init__(self, fresh_every: int = 10, idle_seconds: float = 60) -> None:
+        self.fresh_every, self.idle_seconds = fresh_every, idle_seconds
+        self.lock = threading.Lock()
+        self.probers: dict[Target, tuple[Prober, threading.Lock]] = {}
+        self.last_used: dict[Target, float] = {}
+        self.swept = time.monotonic()
+
+    def probe(self, target: Target, timeout: float) -> NodeFacts:
+        with self.lock:
+            if target not in self.probers:
+                self.probers[target] = (Prober(target, timeout, self.fresh_every), threading.Lock())
+            prober, busy = self.probers[target]
+            self.last_used[target] = time.monotonic()
+        if not busy.acquire(blocking=False):
+            return probe(target, timeout)
+        try:
+            prober.timeout = timeout
+            return prober()
+        finally:
+            busy.release()
+            self._sweep()
+
+    def connections(self) -> int:
+        """Connections opened so far by the probers alive now."""
+        with self.lock:
+            return sum(prober.connections for prober, _ in self.probers.values())
+
+    def close(self) -> None:
+        with self.lock:
+            idle = list(self.probers)
+        self._close(idle)
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        if now - self.swept < self.idle_seconds / 4:
+            return
+        self.swept = now
+        with self.lock:
+            idle = [t for t, used in self.last_used.items() if now - used > self.idle_seconds]
+        self._close(idle)
+
+    def _close(self, targets: list[Target]) -> None:
+        for target in targets:
+            with self.lock:
+                entry = self.probers.get(target)
+                if entry is None or not entry[1].acquire(blocking=False):
+                    continue  # in use: it is not idle after all
+                del self.probers[target], self.last_used[target]
+            entry[0].close()
+            entry[1].release()

@@ -192,6 +192,13 @@ class Endpoints(Record):
     stats_port: int | None = None
 
 
+class Unwatched(Record):
+    """No worker watches the cluster's health: failures are not noticed until one does."""
+
+    since: datetime
+    reason: str
+
+
 class ClusterStatus(Record):
     workflow_id: str
     phase: Phase
@@ -211,6 +218,7 @@ class ClusterStatus(Record):
     outcomes: list[TaskOutcome] = Field(default_factory=list)  # the latest ended tasks
     spec_progress: SpecProgress = Field(default_factory=SpecProgress)
     manual_intervention: ManualIntervention | None = None
+    unwatched: Unwatched | None = None
     remediations: list[RemediationRecord] = Field(default_factory=list)
     backups: list[BackupRecord] = Field(default_factory=list)
     restores: list[RestoreRecord] = Field(default_factory=list)

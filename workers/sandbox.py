@@ -13,19 +13,17 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.local.process import alive, cmdline, read_pid
 from activities.local.runtime import LocalRuntime
 from activities.runtime import StopMode
-from workers.worker import build_worker
+from workers.worker import Workers
 from workflows.search import CLUSTER_STATE
 
 TEMPORAL_CLI = str(Path(sys.executable).parent / "temporal")
@@ -122,17 +120,16 @@ class LocalWorker:
 
     def __init__(self, client: Client, home: Path) -> None:
         self.client, self.home = client, home
-        self.executor = ThreadPoolExecutor(max_workers=64)
-        self.worker: Worker | None = None
+        self.workers: Workers | None = None
 
     async def start(self) -> None:
-        self.worker = build_worker(self.client, LocalRuntime(self.home), self.executor)
-        await self.worker.__aenter__()
+        self.workers = Workers(self.client, LocalRuntime(self.home))
+        await self.workers.__aenter__()
 
     async def stop(self) -> None:
-        if self.worker is not None:
-            await self.worker.__aexit__(None, None, None)
-            self.worker = None
+        if self.workers is not None:
+            await self.workers.__aexit__(None, None, None)
+            self.workers = None
 
     async def __aenter__(self) -> "LocalWorker":
         await self.start()
@@ -144,11 +141,8 @@ class LocalWorker:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        try:
-            stop_everything(self.home)  # before the worker goes: no agent outlives its server
-            await self.stop()
-        finally:
-            self.executor.shutdown(wait=False, cancel_futures=True)
+        stop_everything(self.home)  # before the worker goes: no agent outlives its server
+        await self.stop()
 
 
 @contextlib.asynccontextmanager

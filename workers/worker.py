@@ -1,23 +1,37 @@
 """The mysqlops worker: runs cluster workflows and their activities on the local runtime.
 
+One process serves two task queues: the cluster queue (workflows and every task activity:
+create, repair, backup, ...) and its watch queue (the long health watches), each with limits of
+its own, so that watching many clusters never takes the slots that acting needs. The limits are
+flags (or `MYSQLOPS_*` variables); docs/operations.md says how to size them.
+
 Stopping it never stops MySQL: cluster processes run in their own sessions, and a new worker
 resumes every workflow where it stood.
 """
 
+import argparse
 import asyncio
+import contextlib
 import os
+import resource
 import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from types import TracebackType
 
 import structlog
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.backup.activities import BackupActivities
 from activities.cluster import ClusterActivities
 from activities.local.runtime import LocalRuntime
+from activities.observe import Observer, Probe
+from activities.probe import ProbePool
 from activities.runtime import Runtime
+from activities.watch import HealthWatch, WatchLoad, watch_queue
 from workers import logs, temporal
 from workflows.backup_trigger import BackupTriggerWorkflow
 from workflows.cluster import ClusterWorkflow
@@ -25,67 +39,169 @@ from workflows.cluster import ClusterWorkflow
 log = structlog.get_logger()
 
 
-def build_worker(
-    client: Client,
-    runtime: Runtime,
-    executor: ThreadPoolExecutor,
-    task_queue: str = temporal.TASK_QUEUE,
-    activities: ClusterActivities | None = None,
-) -> Worker:
-    """A worker for cluster workflows and their activities (`activities` replaces the cluster
-    activities, e.g. with another prober, in tests)."""
-    activities = activities or ClusterActivities(runtime)
-    backups = BackupActivities(runtime, client, task_queue)
-    return Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[ClusterWorkflow, BackupTriggerWorkflow],
-        activities=[
-            activities.cluster_layout,
-            activities.ensure_secrets,
-            activities.provision_node,
-            activities.config_errors,
-            activities.start_node,
-            activities.stop_node,
-            activities.node_positions,
-            activities.ensure_users,
-            activities.wait_synced,
-            activities.configure_load_balancer,
-            activities.remove_node,
-            activities.set_aside_data,
-            activities.bootstrap_primary,
-            activities.retire_cluster,
-            activities.watch_health,
-            backups.take_backup,
-            backups.resync_node,
-            backups.apply_retention,
-            backups.find_backup,
-            backups.receive_backup,
-            backups.install_restored_data,
-            backups.sync_backup_schedule,
-        ],
-        activity_executor=executor,
-        max_concurrent_activities=64,
+@dataclass(frozen=True)
+class Limits:
+    """What one worker process takes on at once."""
+
+    task_activities: int = 64  # create, repair, backup...: each holds a thread while it runs
+    watches: int = 1000  # clusters watched: each costs a coroutine and its nodes' connections
+    probe_threads: int = 16  # shared by every watch; a probe holds one for milliseconds
+
+
+class Workers:
+    """The two Temporal workers of one process, and the threads and connections they share."""
+
+    def __init__(
+        self,
+        client: Client,
+        runtime: Runtime,
+        task_queue: str = temporal.TASK_QUEUE,
+        limits: Limits = Limits(),
+        probe: Probe | None = None,
+        workflow_runner: WorkflowRunner | None = None,
+    ) -> None:
+        """`probe` replaces the SQL probe (the scripted runtime's), `workflow_runner` the
+        sandbox (tests that monkeypatch workflow modules)."""
+        self.pool: ProbePool | None = None
+        if probe is None:
+            self.pool = ProbePool()
+            probe = self.pool.probe
+        observer = Observer(runtime, probe)
+        self.threads = ThreadPoolExecutor(limits.task_activities, thread_name_prefix="task")
+        self.probes = ThreadPoolExecutor(limits.probe_threads, thread_name_prefix="probe")
+        cluster = ClusterActivities(runtime, observer)
+        backups = BackupActivities(runtime, client, task_queue)
+        survey = HealthWatch(observer, self.probes)  # a task's one look, on the task queue
+        watch = HealthWatch(observer, self.probes, WatchLoad(limits.watches))
+        self.tasks = Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[ClusterWorkflow, BackupTriggerWorkflow],
+            activities=[
+                cluster.cluster_layout,
+                cluster.ensure_secrets,
+                cluster.provision_node,
+                cluster.config_errors,
+                cluster.start_node,
+                cluster.stop_node,
+                cluster.node_positions,
+                cluster.ensure_users,
+                cluster.wait_synced,
+                cluster.configure_load_balancer,
+                cluster.remove_node,
+                cluster.set_aside_data,
+                cluster.bootstrap_primary,
+                cluster.retire_cluster,
+                survey.watch_health,
+                backups.take_backup,
+                backups.resync_node,
+                backups.apply_retention,
+                backups.find_backup,
+                backups.receive_backup,
+                backups.install_restored_data,
+                backups.sync_backup_schedule,
+            ],
+            activity_executor=self.threads,
+            max_concurrent_activities=limits.task_activities,
+            workflow_runner=workflow_runner or SandboxedWorkflowRunner(),
+        )
+        self.watches = Worker(
+            client,
+            task_queue=watch_queue(task_queue),
+            activities=[watch.watch_health],
+            max_concurrent_activities=limits.watches,
+        )
+        self.stack = contextlib.AsyncExitStack()
+
+    async def __aenter__(self) -> "Workers":
+        await self.stack.enter_async_context(self.tasks)
+        await self.stack.enter_async_context(self.watches)
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            await self.stack.aclose()
+        finally:
+            self.threads.shutdown(wait=False, cancel_futures=True)
+            self.probes.shutdown(wait=False, cancel_futures=True)
+            if self.pool is not None:
+                self.pool.close()
+
+
+def parse_limits(argv: list[str] | None = None) -> Limits:
+    default = Limits()
+    parser = argparse.ArgumentParser(prog="python -m workers.worker", description=__doc__)
+
+    def limit(flag: str, variable: str, value: int, text: str) -> None:
+        parser.add_argument(
+            flag, type=_positive, default=int(os.environ.get(variable, value)), help=text
+        )
+
+    limit(
+        "--max-task-activities",
+        "MYSQLOPS_MAX_TASK_ACTIVITIES",
+        default.task_activities,
+        f"task activities at once (creates, repairs, backups); default {default.task_activities}",
     )
+    limit(
+        "--max-watches",
+        "MYSQLOPS_MAX_WATCHES",
+        default.watches,
+        f"clusters this process watches at once; default {default.watches}",
+    )
+    limit(
+        "--probe-threads",
+        "MYSQLOPS_PROBE_THREADS",
+        default.probe_threads,
+        f"threads running the watches' probes; default {default.probe_threads}",
+    )
+    args = parser.parse_args(argv)
+    return Limits(args.max_task_activities, args.max_watches, args.probe_threads)
 
 
-async def serve() -> None:
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _raise_open_files_limit() -> None:
+    """Each watched node keeps a connection open: allow as many as the hard limit does."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def serve(limits: Limits) -> None:
     client = await temporal.connect()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    with ThreadPoolExecutor(max_workers=64) as executor:
-        worker = build_worker(client, LocalRuntime(), executor)
-        log.info("worker started", address=temporal.address(), task_queue=temporal.TASK_QUEUE)
-        async with worker:
-            await stop.wait()
+    async with Workers(client, LocalRuntime(), limits=limits):
+        log.info(
+            "worker started",
+            address=temporal.address(),
+            task_queue=temporal.TASK_QUEUE,
+            watch_queue=watch_queue(temporal.TASK_QUEUE),
+            max_task_activities=limits.task_activities,
+            max_watches=limits.watches,
+        )
+        await stop.wait()
     log.info("worker stopped")
 
 
 def main() -> None:
     logs.configure()
-    asyncio.run(serve())
+    limits = parse_limits()
+    _raise_open_files_limit()
+    asyncio.run(serve(limits))
     # The SDK's native threads can abort the interpreter's teardown (PyGILState_Release) in a
     # few percent of exits; everything is flushed and stopped by now.
     sys.stdout.flush()

@@ -471,6 +471,7 @@ class ClusterWorkflow:
             outcomes=list(memory.outcomes),
             spec_progress=progress,
             manual_intervention=memory.manual,
+            unwatched=ctx.unwatched,
             remediations=list(memory.remediations),
             backups=list(memory.backups),
             restores=list(memory.restores),

@@ -14,7 +14,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, CancelledError
+from temporalio.exceptions import ActivityError, CancelledError, TimeoutError, TimeoutType
 
 with workflow.unsafe.imports_passed_through():
     from activities.cluster import ClusterActivities
@@ -25,8 +25,9 @@ with workflow.unsafe.imports_passed_through():
         WaitSyncedInput,
         WatchInput,
     )
+    from activities.watch import HealthWatch, watch_queue
     from api.base import ObjectMeta
-    from api.cluster import MySQLClusterSpec, Transition
+    from api.cluster import MySQLClusterSpec, Transition, Unwatched
     from api.layout import ClusterLayout, ClusterRef
     from api.messages import ClusterMemory, NodeMemory, NodeReport, QueuedTask
     from api.remediation import JoinInfo
@@ -41,6 +42,8 @@ SHORT = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
 WATCH_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10)
 )
+WATCH_PICKUP = timedelta(seconds=30)  # a watch no worker takes by then: the cluster is unwatched
+WATCH_FAILED_PAUSE = (timedelta(seconds=10), timedelta(minutes=10))  # doubling, between these
 
 
 class Context:
@@ -54,6 +57,7 @@ class Context:
         self.wake = False  # new evidence or a new command: the main loop looks again
         self.stale = True  # no observation yet in this run: decide nothing before one
         self.changed_at = workflow.now()  # the last change of any node's state
+        self.unwatched: Unwatched | None = None  # no worker watches the cluster's health now
 
     # -- what the cluster runs -------------------------------------------------------------
 
@@ -160,7 +164,7 @@ class Context:
     async def survey(self, layout: ClusterLayout) -> None:
         """Look at every node now, rather than act on what the watcher saw last."""
         observation: Observation = await self.act(
-            ClusterActivities.watch_health, WatchInput(layout=layout, health=self.spec.health)
+            HealthWatch.watch_health, WatchInput(layout=layout, health=self.spec.health)
         )
         self.observe(observation)
 
@@ -184,13 +188,20 @@ class Context:
             self.restart_watcher()
 
     async def _watch(self, layout: ClusterLayout) -> None:
+        """Watch activities one after the other, each returning on a change; on the watch
+        queue, served by workers with watch slots of their own. One that no worker takes in
+        time (all full, or none running) marks the cluster unwatched, once, then waits for as
+        long as it takes: the history grows with episodes, not with time."""
         baseline: Observation | None = None  # the first watch re-examines everything at once
         health = self.spec.health
+        failures = 0
         while True:
             try:
                 observation: Observation = await workflow.execute_activity_method(
-                    ClusterActivities.watch_health,
+                    HealthWatch.watch_health,
                     WatchInput(layout=layout, health=health, baseline=baseline),
+                    task_queue=watch_queue(workflow.info().task_queue),
+                    schedule_to_start_timeout=None if self.unwatched else WATCH_PICKUP,
                     start_to_close_timeout=timedelta(seconds=health.resync_seconds + 120),
                     heartbeat_timeout=timedelta(seconds=10),
                     retry_policy=WATCH_RETRY,
@@ -198,9 +209,34 @@ class Context:
             except ActivityError as error:
                 if isinstance(error.cause, CancelledError):
                     return  # replaced by a watcher with a new layout or spec
-                raise
+                baseline = None  # the next watch reports at once when a worker takes it
+                if _not_picked_up(error):
+                    self.set_unwatched(
+                        f"no worker took the health watch within {WATCH_PICKUP.seconds} s: "
+                        "every worker's watch slots are taken, or no worker runs"
+                    )
+                    continue
+                failures += 1
+                self.set_unwatched(f"the health watch failed: {error.cause or error}")
+                pause = WATCH_FAILED_PAUSE[0] * 2 ** min(failures - 1, 6)
+                await workflow.sleep(min(pause, WATCH_FAILED_PAUSE[1]))
+                continue
+            failures = 0
+            self.set_watched()
             baseline = observation
             self.observe(observation)
+
+    def set_unwatched(self, reason: str) -> None:
+        if self.unwatched is None:
+            self.unwatched = Unwatched(since=workflow.now(), reason=reason)
+            self.transition("cluster", "watched", "unwatched", reason)
+            workflow.logger.warning("cluster unwatched: %s", reason)
+
+    def set_watched(self) -> None:
+        if self.unwatched is not None:
+            since = self.unwatched.since
+            self.unwatched = None
+            self.transition("cluster", "unwatched", "watched", f"unwatched since {since}")
 
     # -- merging evidence ------------------------------------------------------------------
 
@@ -344,3 +380,8 @@ class Context:
             TaskKind.DELETE, queued_only=True
         ):
             raise ValueError("the cluster is being deleted")
+
+
+def _not_picked_up(error: ActivityError) -> bool:
+    cause = error.cause
+    return isinstance(cause, TimeoutError) and cause.type is TimeoutType.SCHEDULE_TO_START

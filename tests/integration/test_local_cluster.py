@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import getpass
 import json
 import os
 import shlex
@@ -21,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.local.paths import ClusterPaths, NodePaths
 from activities.local.process import START_MARKER, alive
-from activities.users import APP_SECRET, MONITOR_SECRET
+from activities.users import APP_SECRET, MONITOR_SECRET, MONITOR_USER
 from api.cluster import cluster_workflow_id
 from galera.faults import storage_error
 from tests.integration.conftest import (
@@ -160,6 +161,39 @@ async def test_application_user_has_no_administrative_rights(credentials: dict[s
             with pytest.raises(pymysql.err.OperationalError) as denied:
                 cur.execute(statement)
             assert denied.value.args[0] in (1227, 1044, 1045, 1142), statement
+
+
+async def test_the_watch_keeps_its_connections_and_notices_a_node_refusing_new_ones(
+    cli_env: dict[str, str], credentials: dict[str, Any]
+) -> None:
+    name = (await status(cli_env))["nodes"][1]["name"]
+    paths = victim_paths(cli_env, name)
+    admin = pymysql.connect(unix_socket=str(paths.socket), user=getpass.getuser(), autocommit=True)
+    with admin, admin.cursor() as cur:
+
+        def opened() -> int:
+            cur.execute("SHOW GLOBAL STATUS LIKE 'Connections'")
+            (_, count) = cur.fetchone() or ("", 0)
+            return int(count)
+
+        before = opened()
+        await asyncio.sleep(10)  # 20 probes at 0.5 s
+        per_second = (opened() - before) / 10
+        print(f"{name} received {per_second:.1f} new connections a second while watched")
+        assert per_second <= 0.5  # a new connection every 10 probes (one a probe before)
+
+        # The monitor user may keep the connection it has, and gets no new one (on this node
+        # only: a session without wsrep does not replicate the change).
+        cur.execute("SET SESSION wsrep_on = OFF")
+        cur.execute(f"ALTER USER {MONITOR_USER} WITH MAX_USER_CONNECTIONS 1")
+        try:
+            seen = await until(cli_env, lambda s: node(s, name)["state"] == "Unknown", timeout=15)
+        finally:
+            cur.execute(f"ALTER USER {MONITOR_USER} WITH MAX_USER_CONNECTIONS 0")
+        assert "max_user_connections" in node(seen, name)["reason"]
+    await until(
+        cli_env, lambda s: s["state"] == "Green" and node(s, name)["state"] == "Green", timeout=30
+    )
 
 
 async def test_killed_node_is_red_unclean_and_cluster_yellow(

@@ -4,7 +4,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
@@ -36,7 +35,7 @@ from tests.workflows.harness import (
     status,
     until,
 )
-from workers.worker import build_worker
+from workers.worker import Workers
 from workflows.cluster import ClusterWorkflow
 from workflows.search import CLUSTER_STATE
 
@@ -155,12 +154,11 @@ async def test_reports_beyond_the_queue_capacity_lose_the_oldest(harness: Harnes
     agent = datetime.now(UTC)
     for sequence in range(1, 6):
         await handle.signal(SIGNAL_NODE_REPORT, report_of(names[2], sequence, agent))
-    with ThreadPoolExecutor(max_workers=64) as executor:
-        async with build_worker(harness.client, harness.runtime, executor, task_queue=queue):
-            seen = await until(handle, lambda s: s.nodes[2].last_report_sequence == 5)
-            assert (seen.reports_queued, seen.reports_dropped) == (0, 2)
-            assert seen.nodes[2].state is NodeState.RED_UNCLEAN
-            await handle.terminate("test over")
+    async with Workers(harness.client, harness.runtime, queue, probe=harness.runtime.probe):
+        seen = await until(handle, lambda s: s.nodes[2].last_report_sequence == 5)
+        assert (seen.reports_queued, seen.reports_dropped) == (0, 2)
+        assert seen.nodes[2].state is NodeState.RED_UNCLEAN
+        await handle.terminate("test over")
 
 
 async def test_a_killed_node_is_red_unclean_and_the_cluster_yellow(harness: Harness) -> None:
