@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory, CancelledError
 
 from activities.messages import (
     ConfigInput,
@@ -155,6 +155,14 @@ class ClusterActivities:
         self.runtime.retire_cluster(request.layout, request.delete_data)
 
 
+def worker_shutting_down() -> ApplicationError:
+    """What an activity ends with when its worker stops: a failure, retried by another worker
+    (a cancel would end it for good). Expected, so logged at debug level only."""
+    return ApplicationError(
+        "worker shutting down; retried elsewhere", category=ApplicationErrorCategory.BENIGN
+    )
+
+
 def _pause(seconds: float) -> None:
     """Sleep between two looks, but end the activity at once when it is cancelled (a replaced
     watcher) or the worker shuts down (a new worker retries it): threads do not stop by
@@ -163,7 +171,7 @@ def _pause(seconds: float) -> None:
     if activity.is_cancelled():
         raise CancelledError("cancelled")
     if activity.is_worker_shutdown():
-        raise ApplicationError("worker shutting down; retried elsewhere")
+        raise worker_shutting_down()
 
 
 @contextlib.contextmanager

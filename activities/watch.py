@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from activities.cluster import worker_shutting_down
 from activities.messages import Observation, WatchInput
 from activities.observe import Observer, observation
 from activities.probe import Target
@@ -96,7 +96,7 @@ class HealthWatch:
             except asyncio.CancelledError:
                 if activity.is_worker_shutdown():
                     # Not a cancel the workflow asked for: fail, so that it retries elsewhere.
-                    raise ApplicationError("worker shutting down; retried elsewhere") from None
+                    raise worker_shutting_down() from None
                 raise
 
     async def _observe(self, request: WatchInput, targets: dict[str, Target]) -> Observation:
