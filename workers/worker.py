@@ -3,7 +3,7 @@
 One process serves two task queues: the cluster queue (workflows and every task activity:
 create, repair, backup, ...) and its watch queue (the long health watches), each with limits of
 its own, so that watching many clusters never takes the slots that acting needs. The limits are
-flags (or `MYSQLOPS_*` variables); docs/operations.md says how to size them.
+flags (or `MYSQLOPS_*` variables); docs/design.md ("Many clusters") says how to size them.
 
 Stopping it never stops MySQL: cluster processes run in their own sessions, and a new worker
 resumes every workflow where it stood.
@@ -31,6 +31,7 @@ from activities.local.runtime import LocalRuntime
 from activities.observe import Observer, Probe
 from activities.probe import ProbePool
 from activities.runtime import Runtime
+from activities.scripted.shared import connect_from_env
 from activities.watch import HealthWatch, WatchLoad, watch_queue
 from workers import logs, temporal
 from workflows.backup_trigger import BackupTriggerWorkflow
@@ -133,13 +134,22 @@ class Workers:
                 self.pool.close()
 
 
-def parse_limits(argv: list[str] | None = None) -> Limits:
+def parse_args(argv: list[str] | None = None) -> tuple[str, Limits]:
+    """The runtime to serve ("local", or "scripted": a shared `ScriptedRuntime` that a
+    benchmark offers through the environment) and the limits."""
     default = Limits()
     parser = argparse.ArgumentParser(prog="python -m workers.worker", description=__doc__)
+    parser.add_argument(
+        "--runtime",
+        choices=("local", "scripted"),
+        default=os.environ.get("MYSQLOPS_RUNTIME", "local"),
+        help="where the nodes run: local processes (default), or the scripted runtime shared "
+        "by a benchmark (MYSQLOPS_SCRIPTED_ADDRESS, MYSQLOPS_SCRIPTED_AUTHKEY_FILE)",
+    )
 
     def limit(flag: str, variable: str, value: int, text: str) -> None:
         parser.add_argument(
-            flag, type=_positive, default=int(os.environ.get(variable, value)), help=text
+            flag, type=_positive, default=os.environ.get(variable, str(value)), help=text
         )
 
     limit(
@@ -161,11 +171,14 @@ def parse_limits(argv: list[str] | None = None) -> Limits:
         f"threads running the watches' probes; default {default.probe_threads}",
     )
     args = parser.parse_args(argv)
-    return Limits(args.max_task_activities, args.max_watches, args.probe_threads)
+    return args.runtime, Limits(args.max_task_activities, args.max_watches, args.probe_threads)
 
 
 def _positive(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
@@ -178,15 +191,21 @@ def _raise_open_files_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def serve(limits: Limits) -> None:
+async def serve(runtime_name: str, limits: Limits) -> None:
     client = await temporal.connect()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with Workers(client, LocalRuntime(), limits=limits):
+    if runtime_name == "scripted":
+        scripted = connect_from_env()
+        workers = Workers(client, scripted, limits=limits, probe=scripted.probe)
+    else:
+        workers = Workers(client, LocalRuntime(), limits=limits)
+    async with workers:
         log.info(
             "worker started",
+            runtime=runtime_name,
             address=temporal.address(),
             task_queue=temporal.TASK_QUEUE,
             watch_queue=watch_queue(temporal.TASK_QUEUE),
@@ -199,9 +218,9 @@ async def serve(limits: Limits) -> None:
 
 def main() -> None:
     logs.configure()
-    limits = parse_limits()
+    runtime, limits = parse_args()
     _raise_open_files_limit()
-    asyncio.run(serve(limits))
+    asyncio.run(serve(runtime, limits))
     # The SDK's native threads can abort the interpreter's teardown (PyGILState_Release) in a
     # few percent of exits; everything is flushed and stopped by now.
     sys.stdout.flush()

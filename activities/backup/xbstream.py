@@ -1,4 +1,5 @@
-"""Reading the small files of interest out of an xbstream while it flows past.
+"""Reading the small files of interest out of an xbstream while it flows past, and writing
+small xbstreams (the scripted runtime's backups, tests).
 
 mariabackup writes the backup's Galera position (`xtrabackup_galera_info`) and binlog position
 (`xtrabackup_binlog_info`) only into the stream. Rather than extract the stream again, the
@@ -12,6 +13,7 @@ entry) before the payload.
 """
 
 import struct
+import zlib
 
 MAGIC = b"XBSTCK01"
 _PATH_LENGTH = struct.Struct("<I")
@@ -88,3 +90,16 @@ class XbstreamScanner:
         if path not in self.ended or path not in self.files:
             return None
         return self.files[path].decode(errors="replace")
+
+
+def xbstream_of(files: dict[str, bytes], chunk: int = 64 * 1024) -> bytes:
+    """Each file as payload chunks of at most `chunk` bytes, then its end-of-file chunk."""
+    out = bytearray()
+    for path, content in files.items():
+        name = path.encode()
+        for offset in range(0, max(len(content), 1), chunk):
+            payload = content[offset : offset + chunk]
+            out += MAGIC + b"\0" + b"P" + _PATH_LENGTH.pack(len(name)) + name
+            out += _PAYLOAD.pack(len(payload), offset, zlib.crc32(payload)) + payload
+        out += MAGIC + b"\0" + b"E" + _PATH_LENGTH.pack(len(name)) + name
+    return bytes(out)

@@ -15,12 +15,11 @@ from pydantic import ValidationError
 
 from activities.backup.pipeline import compress
 from activities.backup.storage import BackupNotFound, FilesystemStorage, StorageError, verify
-from activities.backup.xbstream import XbstreamError, XbstreamScanner
+from activities.backup.xbstream import XbstreamError, XbstreamScanner, xbstream_of
 from api.backup import BackupManifest, BackupSpec
 from api.cluster import MySQLClusterSpec
 from api.messages import NodeMemory
 from api.states import NodeState
-from tests.xbstream import xbstream_of
 from workflows.backups import choose_backup_node
 from workflows.errors import TaskFailed
 

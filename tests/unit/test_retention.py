@@ -16,6 +16,7 @@ from activities.backup.messages import RetentionInput, TakeBackupInput
 from activities.backup.retention import due, retain
 from activities.backup.storage import OBJECT_SUFFIX, FilesystemStorage, verify
 from activities.runtime import ClusterRef
+from activities.scripted.runtime import ScriptedRuntime
 from api.backup import (
     BackupManifest,
     BackupRequest,
@@ -25,7 +26,6 @@ from api.backup import (
     RetentionSpec,
     StorageRef,
 )
-from tests.workflows.fake_runtime import FakeRuntime
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 SCHEDULE = BackupTrigger.SCHEDULE
@@ -200,12 +200,12 @@ def test_keep_for_is_camel_case_and_a_duration() -> None:
         MySQLBackupSpec.model_validate({"cluster": "c", "keepFor": "1 month"})
 
 
-def activities_over(runtime: FakeRuntime) -> BackupActivities:
+def activities_over(runtime: ScriptedRuntime) -> BackupActivities:
     return BackupActivities(runtime, cast(Client, None), "test")  # no Schedule used here
 
 
 def test_a_backup_taken_with_keep_for_records_when_it_expires(tmp_path: Path) -> None:
-    runtime = FakeRuntime(backups_home=tmp_path)
+    runtime = ScriptedRuntime(backups_home=tmp_path)
     layout = runtime.layout(ClusterRef(namespace="default", name="c"), 3)
     ref = StorageRef(namespace="default", cluster="c")
     take = activities_over(runtime).take_backup
@@ -240,7 +240,7 @@ def test_the_activity_deletes_and_reports(tmp_path: Path) -> None:
         storage=StorageRef(namespace="default", cluster="c"),
         retention=RetentionSpec(keep_last=1),
     )
-    apply = activities_over(FakeRuntime(backups_home=tmp_path)).apply_retention
+    apply = activities_over(ScriptedRuntime(backups_home=tmp_path)).apply_retention
     result = ActivityEnvironment().run(apply, request)
     assert result.newest_good == "s-good" and result.deleted == ["s-old"]
     assert "sha256" in result.unverified["s-corrupted"]

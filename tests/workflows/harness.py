@@ -4,21 +4,19 @@ of a cluster started through it (`cluster`), with short names for the common rea
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import UnsandboxedWorkflowRunner
 
-from activities.cluster import ClusterActivities
+from activities.scripted.runtime import ScriptedRuntime
 from api.cluster import ClusterStatus, MySQLCluster, MySQLClusterSpec
 from api.messages import ClusterWorkflowInput
-from tests.workflows.fake_runtime import FakeRuntime
 from workers.client import ClusterClient
 from workers.client import green_and_idle as green_and_idle
-from workers.worker import build_worker
+from workers.worker import Limits, Workers
 from workflows.cluster import ClusterWorkflow
 
 POLL_SECONDS = 0.1  # the scripted runtime answers at once
@@ -27,7 +25,7 @@ POLL_SECONDS = 0.1  # the scripted runtime answers at once
 @dataclass
 class Harness:
     client: Client
-    runtime: FakeRuntime
+    runtime: ScriptedRuntime
     task_queue: str
 
     async def start(self, replicas: int = 3, **spec: object) -> WorkflowHandle[Any, Any]:
@@ -75,24 +73,15 @@ async def history_json(handle: WorkflowHandle[Any, Any]) -> str:
 
 
 async def running_harness(
-    env: WorkflowEnvironment, sandboxed: bool = True
+    env: WorkflowEnvironment, sandboxed: bool = True, limits: Limits | None = None
 ) -> AsyncIterator[Harness]:
-    """A worker on a queue of its own. Unsandboxed, the workflow runs the very modules the
-    test imported, so a test can plant a fault or shrink a limit with monkeypatch (the sandbox
-    would re-import clean copies)."""
-    runtime = FakeRuntime()
+    """A worker process's workers on a queue of their own. Unsandboxed, the workflow runs the
+    very modules the test imported, so a test can plant a fault or shrink a limit with
+    monkeypatch (the sandbox would re-import clean copies)."""
+    runtime = ScriptedRuntime()
     queue = f"test-{uuid.uuid4().hex[:8]}"
-    activities = ClusterActivities(runtime, prober=runtime.probe)
-    with ThreadPoolExecutor(max_workers=64) as executor:
-        # A worker registers its queue when built: the unsandboxed one copies the config of a
-        # worker built for a queue nobody polls.
-        built = queue if sandboxed else f"{queue}-template"
-        worker = build_worker(env.client, runtime, executor, built, activities)
-        if not sandboxed:
-            config = worker.config()
-            config["task_queue"], config["workflow_runner"] = queue, UnsandboxedWorkflowRunner()
-            worker = Worker(**config)
-        async with worker:
-            yield Harness(env.client, runtime, queue)
+    runner = None if sandboxed else UnsandboxedWorkflowRunner()
+    async with Workers(env.client, runtime, queue, limits or Limits(), runtime.probe, runner):
+        yield Harness(env.client, runtime, queue)
         runtime.gate.set()
     shutil.rmtree(runtime.backups_home, ignore_errors=True)

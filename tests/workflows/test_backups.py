@@ -4,6 +4,7 @@ resynced, bad backups refused before anything stops, restores in a safe order.""
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
+from activities.scripted.runtime import BACKUP_UUID
 from api.backup import (
     BackupPhase,
     BackupRequest,
@@ -22,7 +23,6 @@ from api.messages import (
     LifecycleRequest,
 )
 from api.remediation import Outcome
-from tests.workflows.fake_runtime import FAKE_UUID
 from tests.workflows.harness import Harness, green_and_idle, spec_with, status, until
 from workflows import backups
 
@@ -62,7 +62,7 @@ async def test_a_backup_comes_from_a_reader_which_is_desynced_then_resynced(
     record = done.backups[0]
     assert record.name == name == "nightly" and record.phase is BackupPhase.SUCCEEDED
     assert record.node == ready.nodes[2].name != ready.writer
-    assert record.position == f"{FAKE_UUID}:42"
+    assert record.position == f"{BACKUP_UUID}:42"
     assert record.size_bytes and record.location and record.location.endswith(".xbstream.zst")
     calls = [c for c in harness.runtime.calls if c[0] in ("desync", "backup", "resync")]
     assert calls[:3] == [("desync", record.node), ("backup", record.node), ("resync", record.node)]
@@ -76,7 +76,7 @@ async def test_a_failed_backup_still_resyncs_its_node_and_says_why(harness: Harn
     await backup(handle)
     done = await until(handle, lambda s: bool(s.backups) and ended(s.backups[0].phase), 60)
     record = done.backups[0]
-    assert record.phase is BackupPhase.FAILED and "fake failure" in (record.error or "")
+    assert record.phase is BackupPhase.FAILED and "scripted failure" in (record.error or "")
     assert not harness.runtime.desynced, "a node was left out of flow control"
     assert (await until(handle, green_and_idle)).state.value == "Green"
 

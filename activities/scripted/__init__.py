@@ -1,0 +1,1 @@
+"""An in-memory Runtime scripted by tests and benchmarks, shareable between processes."""
