@@ -32,7 +32,7 @@ from activities.observe import Observer, Probe
 from activities.probe import ProbePool
 from activities.runtime import Runtime
 from activities.scripted.shared import connect_from_env
-from activities.watch import HealthWatch, WatchLoad, watch_queue
+from activities.watch import WATCH_QUEUE_SUFFIX, HealthWatch, WatchLoad, watch_queue
 from workers import logs, temporal
 from workflows.backup_trigger import BackupTriggerWorkflow
 from workflows.cluster import ClusterWorkflow
@@ -134,9 +134,14 @@ class Workers:
                 self.pool.close()
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[str, Limits]:
-    """The runtime to serve ("local", or "scripted": a shared `ScriptedRuntime` that a
-    benchmark offers through the environment) and the limits."""
+@dataclass(frozen=True)
+class Settings:
+    runtime: str = "local"  # or "scripted": a ScriptedRuntime a benchmark shares
+    task_queue: str = temporal.TASK_QUEUE  # and its watch queue
+    limits: Limits = Limits()
+
+
+def parse_args(argv: list[str] | None = None) -> Settings:
     default = Limits()
     parser = argparse.ArgumentParser(prog="python -m workers.worker", description=__doc__)
     parser.add_argument(
@@ -145,6 +150,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, Limits]:
         default=os.environ.get("MYSQLOPS_RUNTIME", "local"),
         help="where the nodes run: local processes (default), or the scripted runtime shared "
         "by a benchmark (MYSQLOPS_SCRIPTED_ADDRESS, MYSQLOPS_SCRIPTED_AUTHKEY_FILE)",
+    )
+    parser.add_argument(
+        "--task-queue",
+        default=os.environ.get("MYSQLOPS_TASK_QUEUE", temporal.TASK_QUEUE),
+        help=f"the cluster task queue (default {temporal.TASK_QUEUE}); watches run on "
+        f"<queue>{WATCH_QUEUE_SUFFIX}",
     )
 
     def limit(flag: str, variable: str, value: int, text: str) -> None:
@@ -171,7 +182,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, Limits]:
         f"threads running the watches' probes; default {default.probe_threads}",
     )
     args = parser.parse_args(argv)
-    return args.runtime, Limits(args.max_task_activities, args.max_watches, args.probe_threads)
+    limits = Limits(args.max_task_activities, args.max_watches, args.probe_threads)
+    return Settings(args.runtime, args.task_queue, limits)
 
 
 def _positive(text: str) -> int:
@@ -191,24 +203,26 @@ def _raise_open_files_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def serve(runtime_name: str, limits: Limits) -> None:
+async def serve(settings: Settings) -> None:
     client = await temporal.connect()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    if runtime_name == "scripted":
+    queue, limits = settings.task_queue, settings.limits
+    if settings.runtime == "scripted":
         scripted = connect_from_env()
-        workers = Workers(client, scripted, limits=limits, probe=scripted.probe)
+        workers = Workers(client, scripted, queue, limits, probe=scripted.probe)
     else:
-        workers = Workers(client, LocalRuntime(), limits=limits)
+        workers = Workers(client, LocalRuntime(), queue, limits)
     async with workers:
         log.info(
             "worker started",
-            runtime=runtime_name,
+            runtime=settings.runtime,
             address=temporal.address(),
-            task_queue=temporal.TASK_QUEUE,
-            watch_queue=watch_queue(temporal.TASK_QUEUE),
+            identity=client.identity,
+            task_queue=queue,
+            watch_queue=watch_queue(queue),
             max_task_activities=limits.task_activities,
             max_watches=limits.watches,
         )
@@ -218,9 +232,9 @@ async def serve(runtime_name: str, limits: Limits) -> None:
 
 def main() -> None:
     logs.configure()
-    runtime, limits = parse_args()
+    settings = parse_args()
     _raise_open_files_limit()
-    asyncio.run(serve(runtime, limits))
+    asyncio.run(serve(settings))
     # The SDK's native threads can abort the interpreter's teardown (PyGILState_Release) in a
     # few percent of exits; everything is flushed and stopped by now.
     sys.stdout.flush()

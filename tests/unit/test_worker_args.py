@@ -2,17 +2,17 @@
 
 import pytest
 
-from workers.worker import Limits, parse_args
+from workers.worker import Settings, parse_args
 
 
 def test_defaults_flags_and_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert parse_args([]) == ("local", Limits())
+    assert parse_args([]) == Settings()
     monkeypatch.setenv("MYSQLOPS_MAX_WATCHES", "2000")
     monkeypatch.setenv("MYSQLOPS_RUNTIME", "scripted")
-    runtime, limits = parse_args(["--max-task-activities", "8"])
-    assert runtime == "scripted"
-    assert (limits.task_activities, limits.watches) == (8, 2000)
-    assert parse_args(["--max-watches", "5"])[1].watches == 5  # the flag wins
+    settings = parse_args(["--max-task-activities", "8", "--task-queue", "team-a"])
+    assert (settings.runtime, settings.task_queue) == ("scripted", "team-a")
+    assert (settings.limits.task_activities, settings.limits.watches) == (8, 2000)
+    assert parse_args(["--max-watches", "5"]).limits.watches == 5  # the flag wins
 
 
 @pytest.mark.parametrize(
