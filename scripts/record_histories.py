@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 
 from api.backup import BackupRequest, BackupTrigger, RestoreRequest
 from api.cluster import MySQLClusterSpec, NodeFacts
@@ -43,6 +43,7 @@ from tests.workflows.harness import (
     spec_with,
     until,
 )
+from workers.worker import Limits, Workers
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "histories"
 Handle = WorkflowHandle[object, object]
@@ -143,11 +144,33 @@ async def rejoins(h: Harness) -> Handle:
     return handle
 
 
+async def unwatched(h: Harness) -> Handle:
+    """A worker with one watch slot and two clusters: the second waits, is marked unwatched
+    after 30 s, is taken by a worker with room, and repairs a crash there; then deleted."""
+    first = await h.start()
+    await until(first, green_and_idle)
+    handle = await h.start(remediation={"backoffSeconds": 0.5})
+    await until(handle, lambda s: s.unwatched is not None, 90)
+    client = await Client.connect(
+        h.client.service_client.config.target_host, data_converter=h.client.data_converter
+    )
+    async with Workers(client, h.runtime, h.task_queue, probe=h.runtime.probe):
+        ready = await until(handle, lambda s: s.unwatched is None and green_and_idle(s))
+        h.runtime.crash(ready.nodes[0].name, detail="killed by SIGKILL")
+        await until(handle, lambda s: green_and_idle(s) and len(s.remediations) == 1)
+        for cluster in (first, handle):
+            await cluster.execute_update(UPDATE_DELETE, LifecycleRequest(reason="record"))
+            await cluster.result()
+    return handle
+
+
 SCENARIOS: dict[str, Callable[[Harness], Awaitable[Handle]]] = {
     "lifecycle": lifecycle,
     "backups": backups,
     "rejoins": rejoins,
+    "unwatched": unwatched,
 }
+LIMITS = {"unwatched": Limits(watches=1)}  # the scenarios' worker, where not the default
 
 
 async def main(names: list[str]) -> None:
@@ -159,7 +182,7 @@ async def main(names: list[str]) -> None:
     try:
         for name in wanted:
             scenario = SCENARIOS[name]
-            async for harness in running_harness(env):
+            async for harness in running_harness(env, limits=LIMITS.get(name)):
                 handle = await scenario(harness)
                 history = await handle.fetch_history()
                 OUT.mkdir(exist_ok=True)
