@@ -84,7 +84,9 @@ class HealthWatch:
         counted = self.load.watching(request.layout.cluster.key) if self.load else None
         with counted or contextlib.nullcontext():
             try:
+                interval = request.health.probe_interval_seconds
                 while True:
+                    round_started = loop.time()
                     seen = await self._observe(request, targets)
                     if seen.signature() != baseline:
                         return seen
@@ -92,7 +94,8 @@ class HealthWatch:
                         seen.resync = True
                         return seen
                     activity.heartbeat()
-                    await asyncio.sleep(request.health.probe_interval_seconds)
+                    # One round each interval, however long a round took on a busy worker.
+                    await asyncio.sleep(max(0.0, round_started + interval - loop.time()))
             except asyncio.CancelledError:
                 if activity.is_worker_shutdown():
                     # Not a cancel the workflow asked for: fail, so that it retries elsewhere.

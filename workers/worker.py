@@ -47,6 +47,7 @@ class Limits:
     task_activities: int = 64  # create, repair, backup...: each holds a thread while it runs
     watches: int = 1000  # clusters watched: each costs a coroutine and its nodes' connections
     probe_threads: int = 16  # shared by every watch; a probe holds one for milliseconds
+    cached_workflows: int = 1000  # beyond, a cluster's workflow task replays its history first
 
 
 class Workers:
@@ -105,6 +106,7 @@ class Workers:
             activity_executor=self.threads,
             max_concurrent_activities=limits.task_activities,
             workflow_runner=workflow_runner or SandboxedWorkflowRunner(),
+            max_cached_workflows=limits.cached_workflows,
         )
         self.watches = Worker(
             client,
@@ -181,8 +183,17 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         default.probe_threads,
         f"threads running the watches' probes; default {default.probe_threads}",
     )
+    limit(
+        "--max-cached-workflows",
+        "MYSQLOPS_MAX_CACHED_WORKFLOWS",
+        default.cached_workflows,
+        "cluster workflows kept in memory (about 0.5 MiB each); past it a workflow task "
+        f"replays the cluster's history first; default {default.cached_workflows}",
+    )
     args = parser.parse_args(argv)
-    limits = Limits(args.max_task_activities, args.max_watches, args.probe_threads)
+    limits = Limits(
+        args.max_task_activities, args.max_watches, args.probe_threads, args.max_cached_workflows
+    )
     return Settings(args.runtime, args.task_queue, limits)
 
 

@@ -94,9 +94,8 @@ class ScriptedRuntime:
     refused_options: set[str] = field(default_factory=set)  # the server's check refuses them
     crashing_options: set[str] = field(default_factory=set)  # pass the check, abort the start
     free: int = 10 << 30  # bytes free beside every node's data
-    backups_home: Path = field(
-        default_factory=lambda: Path(tempfile.mkdtemp(prefix="scripted-bk-"))
-    )
+    # Where backups go; a new temporary directory on first use when None (its owner removes it)
+    backups_home: Path | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
     _clusters: dict[str, ScriptedCluster] = field(default_factory=dict, init=False, repr=False)
     _by_block: dict[int, ScriptedCluster] = field(default_factory=dict, init=False, repr=False)
@@ -301,7 +300,10 @@ class ScriptedRuntime:
                 heapq.heappush(self._free_blocks, cluster.block)
 
     def backup_root(self) -> Path:
-        return self.backups_home
+        with self._lock:
+            if self.backups_home is None:
+                self.backups_home = Path(tempfile.mkdtemp(prefix="scripted-bk-"))
+            return self.backups_home
 
     def backup_tool(self) -> tuple[str, str]:
         return "mariabackup", "10.11-scripted"

@@ -84,4 +84,5 @@ async def running_harness(
     async with Workers(env.client, runtime, queue, limits or Limits(), runtime.probe, runner):
         yield Harness(env.client, runtime, queue)
         runtime.gate.set()
-    shutil.rmtree(runtime.backups_home, ignore_errors=True)
+    if runtime.backups_home is not None:
+        shutil.rmtree(runtime.backups_home, ignore_errors=True)
