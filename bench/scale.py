@@ -16,9 +16,9 @@ Printed beside them, with no target:
   - during an idle window of `--idle-seconds` (nothing polled): the first worker's CPU (percent
     of one core, and ms of CPU per cluster per second) and RSS (and its growth per cluster over
     its RSS with one cluster); the node probes answered per second, against one per node per
-    probe interval (a watch's round lasts its probes plus the interval, so a slower round shows
-    here); where the rest of the machine's time went: this process (it serves the scripted
-    runtime to the workers), the dev server, everything else (a test suite running beside);
+    probe interval (a watch starts a round each interval; a round that outlasts the interval
+    shows here as fewer); where the rest of the machine's time went: this process (it serves the
+    scripted runtime to the workers), the dev server, everything else (a test suite beside);
   - each repair's record (its start and end after the crash, workflow time): detection, the
     `settleSeconds` wait and the repair itself, apart from the client's polling;
   - schedule-to-start of workflow tasks, of activities on the task queue and of watches on the
@@ -826,8 +826,8 @@ async def _run(
     expected = n * SPEC.replicas / SPEC.health.probe_interval_seconds
     summary.figure(
         "node probes, idle",
-        f"{probed / window:.0f}/s (every node each interval: {expected:.0f}/s at most; a round "
-        "lasts its probes plus the interval)",
+        f"{probed / window:.0f}/s (every node each interval: {expected:.0f}/s; fewer when "
+        "rounds outlast the interval)",
     )
     bench_cpu, server_cpu = after.bench - before.bench, after.server - before.server
     rest = (after.machine - before.machine) - cpu_a - bench_cpu - server_cpu
