@@ -14,6 +14,7 @@ backup. Rules, in order:
 """
 
 import contextlib
+import itertools
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -172,9 +173,19 @@ def _backup_record(ctx: Context, task_id: str) -> BackupRecord:
     return record
 
 
+def generated_name(stem: str, taken: set[str]) -> str:
+    """`stem` (`<cluster>-<UTC time to the second>`), or `stem-2`, `stem-3`... for further
+    backups requested in the same second (a scheduled run and a manual one, two triggers): the
+    records hold every name recent enough to collide."""
+    return next(
+        name for n in itertools.count(1) if (name := stem if n == 1 else f"{stem}-{n}") not in taken
+    )
+
+
 def queue_backup(ctx: Context, request: BackupRequest) -> CommandResult:
     task = ctx.new_task(TaskKind.BACKUP, request.reason or f"{request.trigger.value} backup")
-    name = request.name or f"{ctx.meta.name}-{workflow.now():%Y%m%d-%H%M%S}"
+    stem = f"{ctx.meta.name}-{workflow.now():%Y%m%d-%H%M%S}"
+    name = request.name or generated_name(stem, {r.name for r in ctx.memory.backups})
     task.backup = request.model_copy(update={"name": name})
     ctx.memory.backups.append(
         BackupRecord(

@@ -20,7 +20,7 @@ from api.backup import BackupManifest, BackupSpec
 from api.cluster import MySQLClusterSpec
 from api.messages import NodeMemory
 from api.states import NodeState
-from workflows.backups import choose_backup_node
+from workflows.backups import choose_backup_node, generated_name
 from workflows.errors import TaskFailed
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
@@ -221,3 +221,10 @@ def test_the_writer_is_backed_up_only_when_it_is_the_one_green_node() -> None:
     assert choose_backup_node(nodes, writer="c-0") == "c-0"
     with pytest.raises(TaskFailed, match="no Green node"):
         choose_backup_node([node("c-0", 0, NodeState.UNKNOWN)], writer=None)
+
+
+def test_backups_requested_in_the_same_second_get_names_of_their_own() -> None:
+    stem = "bk-20261129-183706"
+    assert generated_name(stem, {"bk-20261129-183705"}) == stem
+    assert generated_name(stem, {stem}) == f"{stem}-2"
+    assert generated_name(stem, {stem, f"{stem}-2"}) == f"{stem}-3"

@@ -160,7 +160,9 @@ async def test_a_named_restore_is_refused_long_after_its_record_is_gone(
     await backup(handle, "b1")
     await until(handle, lambda s: bool(s.backups) and ended(s.backups[0].phase))
     request = RestoreRequest(backup="b1", name="undo-mistake")
-    await handle.execute_update(UPDATE_RESTORE, request, result_type=CommandResult)
+    named = await handle.execute_update(UPDATE_RESTORE, request, result_type=CommandResult)
+    assert named.task_id is not None
+    await until_ended(handle, named.task_id)  # a second restore is refused while one is queued
     for _ in range(2):  # later restores push the named one's record out
         await until_ended(handle, await restore(handle, "b1"))
     assert "undo-mistake" not in [r.name for r in (await status(handle)).restores]
