@@ -84,21 +84,20 @@ class Prober:
     """Probes over one connection kept between probes: what a frequent probe costs is then one
     query, not a connection and its authentication. With `fresh_every`, every that many probes
     a new connection is opened first (and kept), so a node that still answers on old
-    connections but accepts no new ones (max_connections reached, a stuck listener) is noticed
+    connections but accepts no new ones (a connection limit reached, a stuck listener) is noticed
     within that many probes. Any failure drops the connection; the next probe connects again."""
 
     def __init__(self, target: Target, timeout: float, fresh_every: int | None = None) -> None:
         self.target, self.timeout, self.fresh_every = target, timeout, fresh_every
         self.conn: pymysql.Connection[pymysql.cursors.Cursor] | None = None
         self.kept_for = 0  # probes over the current connection
-        self.connections = 0  # opened so far
 
     def __call__(self) -> NodeFacts:
         try:
             if self.conn is None or (self.fresh_every and self.kept_for >= self.fresh_every):
                 fresh = _connect(self.target, self.timeout)
                 self.close()
-                self.conn, self.connections = fresh, self.connections + 1
+                self.conn = fresh
             self.kept_for += 1
             return _facts(self.conn)
         except Exception as error:
@@ -141,11 +140,6 @@ class ProbePool:
         finally:
             busy.release()
             self._sweep()
-
-    def connections(self) -> int:
-        """Connections opened so far by the probers alive now."""
-        with self.lock:
-            return sum(prober.connections for prober, _ in self.probers.values())
 
     def close(self) -> None:
         with self.lock:
