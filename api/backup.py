@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, computed_field, field_validator, model_validator
 
 from api.base import ApiModel, DNS1123Label, ObjectMeta, Record
+from api.resource_status import BackupResourceStatus, RestoreResourceStatus
+from api.states import BackupPhase
 
 # -- schedules -----------------------------------------------------------------------------
 
@@ -122,13 +124,6 @@ class RestoreSource(ApiModel):
 
 
 # -- requests and records ------------------------------------------------------------------
-
-
-class BackupPhase(StrEnum):
-    PENDING = "Pending"
-    RUNNING = "Running"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
 
 
 class BackupTrigger(StrEnum):
@@ -298,7 +293,7 @@ class MySQLBackup(ApiModel):
     kind: Literal["MySQLBackup"] = "MySQLBackup"
     metadata: ObjectMeta
     spec: MySQLBackupSpec
-    status: BackupRecord | None = None
+    status: BackupResourceStatus | None = None
 
 
 class MySQLRestore(ApiModel):
@@ -308,7 +303,7 @@ class MySQLRestore(ApiModel):
     kind: Literal["MySQLRestore"] = "MySQLRestore"
     metadata: ObjectMeta
     spec: MySQLRestoreSpec
-    status: RestoreRecord | None = None
+    status: RestoreResourceStatus | None = None
 
 
 class BackupTriggerInput(ApiModel):

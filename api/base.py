@@ -87,6 +87,7 @@ class ObjectMeta(ApiModel):
 
     name: DNS1123Label
     namespace: DNS1123Label = "default"
+    uid: str | None = None  # set by an API server: the workflow then writes status back to it
     generation: int | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)

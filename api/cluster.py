@@ -15,6 +15,7 @@ from api.remediation import (
     RemediationRecord,
     RemediationSpec,
 )
+from api.resource_status import ClusterResourceStatus, Unwatched
 from api.states import ClusterState, ExitKind, NodeState, Phase, TaskKind
 
 API_VERSION: Literal["mysqlops.io/v1alpha1"] = "mysqlops.io/v1alpha1"
@@ -192,13 +193,6 @@ class Endpoints(Record):
     stats_port: int | None = None
 
 
-class Unwatched(Record):
-    """No worker watches the cluster's health: failures are not noticed until one does."""
-
-    since: datetime
-    reason: str
-
-
 class ClusterStatus(Record):
     workflow_id: str
     phase: Phase
@@ -229,7 +223,7 @@ class MySQLCluster(ApiModel):
     kind: Literal["MySQLCluster"] = "MySQLCluster"
     metadata: ObjectMeta
     spec: MySQLClusterSpec = Field(default_factory=MySQLClusterSpec)
-    status: ClusterStatus | None = None
+    status: ClusterResourceStatus | None = None
 
     @property
     def workflow_id(self) -> str:

@@ -53,3 +53,12 @@ class JoinMethod(StrEnum):
 
     IST = "IST"  # the writes it missed, from a donor's gcache: costs what was missed
     SST = "SST"  # a full copy of a donor's data directory: costs the size of the data
+
+
+class BackupPhase(StrEnum):
+    """Where a backup or a restore is."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"

@@ -65,9 +65,10 @@ from activities.backup.pipeline import ZSTD
 from activities.local.paths import ClusterPaths, NodePaths
 from activities.local.runtime import LocalRuntime
 from activities.users import APP_SECRET
-from api.backup import BackupPhase, BackupRecord, RestoreRecord
+from api.backup import BackupRecord, RestoreRecord
 from api.cluster import MySQLClusterSpec
 from api.layout import ClusterRef
+from api.states import BackupPhase
 from bench.by_hand import ManualCluster
 from bench.common import cluster_resource, delete_cluster, finish, median, start_cluster
 from bench.faults import app_connection, seconds

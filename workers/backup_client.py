@@ -16,16 +16,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.backup.activities import schedule_id
 from activities.backup.storage import BackupNotFound, FilesystemStorage, StorageError
 from activities.local.runtime import LocalRuntime
-from api.backup import (
-    BackupManifest,
-    BackupPhase,
-    BackupRecord,
-    BackupRequest,
-    RestoreRecord,
-    RestoreRequest,
-)
+from api.backup import BackupManifest, BackupRecord, BackupRequest, RestoreRecord, RestoreRequest
 from api.cluster import ClusterStatus
 from api.messages import UPDATE_BACKUP, UPDATE_RESTORE, CommandResult
+from api.states import BackupPhase
 from workers.client import ClusterClient, green_and_idle
 from workers.errors import UsageError
 

@@ -19,7 +19,7 @@ from temporalio.client import Client
 from temporalio.exceptions import TemporalError
 
 from activities.local.paths import state_home
-from api.backup import BackupPhase, Duration, MySQLBackup, MySQLRestore
+from api.backup import Duration, MySQLBackup, MySQLRestore
 from api.cluster import MySQLCluster
 from api.crd import crds
 from api.layout import ClusterRef
@@ -33,7 +33,7 @@ from api.messages import (
     LifecycleRequest,
 )
 from api.remediation import ForceActionRequest, ForcedAction, Outcome, ResumeRequest
-from api.states import Phase
+from api.states import BackupPhase, Phase
 from workers import logs, show, stack
 from workers.backup_client import (
     finished_backup,

@@ -3,9 +3,10 @@
 import json
 import sys
 
-from api.backup import BackupManifest, BackupPhase, BackupRecord, BackupTrigger, RestoreRecord
+from api.backup import BackupManifest, BackupRecord, BackupTrigger, RestoreRecord
 from api.cluster import ClusterStatus
 from api.remediation import RemediationRecord
+from api.states import BackupPhase
 
 
 def status(current: ClusterStatus) -> None:

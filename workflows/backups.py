@@ -36,7 +36,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.messages import NodeInput
     from api.backup import (
         BackupManifest,
-        BackupPhase,
         BackupRecord,
         BackupRequest,
         BackupTrigger,
@@ -49,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from api.layout import ClusterLayout
     from api.messages import CommandResult, NodeMemory, QueuedTask
-    from api.states import NodeState, Phase, TaskKind
+    from api.states import BackupPhase, NodeState, Phase, TaskKind
     from workflows import lifecycle
     from workflows.context import Context
     from workflows.errors import TaskFailed

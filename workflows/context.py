@@ -27,10 +27,11 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.watch import HealthWatch, watch_queue
     from api.base import ObjectMeta
-    from api.cluster import MySQLClusterSpec, Transition, Unwatched
+    from api.cluster import MySQLClusterSpec, Transition
     from api.layout import ClusterLayout, ClusterRef
     from api.messages import ClusterMemory, NodeMemory, NodeReport, QueuedTask
     from api.remediation import JoinInfo
+    from api.resource_status import Unwatched
     from api.states import ClusterState, NodeState, Phase, TaskKind
     from galera.diagnosis import cluster_state, serves
     from workflows.errors import TaskFailed

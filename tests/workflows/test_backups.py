@@ -5,13 +5,7 @@ import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
 from activities.scripted.runtime import BACKUP_UUID
-from api.backup import (
-    BackupPhase,
-    BackupRequest,
-    BackupTrigger,
-    RestoreRequest,
-    RestoreSource,
-)
+from api.backup import BackupRequest, BackupTrigger, RestoreRequest, RestoreSource
 from api.messages import (
     SIGNAL_SCHEDULED_BACKUP,
     UPDATE_APPLY_SPEC,
@@ -23,6 +17,7 @@ from api.messages import (
     LifecycleRequest,
 )
 from api.remediation import Outcome
+from api.states import BackupPhase
 from tests.workflows.harness import Harness, green_and_idle, spec_with, status, until
 from workflows import backups
 
