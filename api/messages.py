@@ -41,6 +41,7 @@ from api.remediation import (
     ManualIntervention,
     RemediationRecord,
 )
+from api.resource_status import ClusterResourceStatus
 from api.states import ClusterState, NodeState, Phase, TaskKind
 
 QUERY_STATUS = "status"
@@ -144,6 +145,8 @@ class ClusterMemory(Record):
     backups: list[BackupRecord] = Field(default_factory=list)  # the latest, newest last
     restores: list[RestoreRecord] = Field(default_factory=list)
     restored_names: list[str] = Field(default_factory=list)  # every MySQLRestore carried out
+    published: ClusterResourceStatus | None = None  # last written to the Kubernetes object
+    published_at: datetime | None = None
 
 
 class ClusterWorkflowInput(ApiModel):

@@ -27,6 +27,8 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.backup.activities import BackupActivities
 from activities.cluster import ClusterActivities
+from activities.kubernetes.client import ApiClient, api_client, has_config
+from activities.kubernetes.publish import KubernetesActivities
 from activities.local.runtime import LocalRuntime
 from activities.observe import Observer, Probe
 from activities.probe import ProbePool
@@ -61,9 +63,11 @@ class Workers:
         limits: Limits = Limits(),
         probe: Probe | None = None,
         workflow_runner: WorkflowRunner | None = None,
+        kubernetes: ApiClient | None = None,
     ) -> None:
         """`probe` replaces the SQL probe (the scripted runtime's), `workflow_runner` the
-        sandbox (tests that monkeypatch workflow modules)."""
+        sandbox (tests that monkeypatch workflow modules); `kubernetes` is the API server the
+        clusters created from custom resources write their status to."""
         self.pool: ProbePool | None = None
         if probe is None:
             self.pool = ProbePool()
@@ -75,6 +79,7 @@ class Workers:
         backups = BackupActivities(runtime, client, task_queue)
         survey = HealthWatch(observer, self.probes)  # a task's one look, on the task queue
         watch = HealthWatch(observer, self.probes, WatchLoad(limits.watches))
+        publisher = KubernetesActivities(kubernetes)
         self.tasks = Worker(
             client,
             task_queue=task_queue,
@@ -102,6 +107,7 @@ class Workers:
                 backups.receive_backup,
                 backups.install_restored_data,
                 backups.sync_backup_schedule,
+                publisher.publish_to_kubernetes,
             ],
             activity_executor=self.threads,
             max_concurrent_activities=limits.task_activities,
@@ -141,6 +147,7 @@ class Settings:
     runtime: str = "local"  # or "scripted": a ScriptedRuntime a benchmark shares
     task_queue: str = temporal.TASK_QUEUE  # and its watch queue
     limits: Limits = Limits()
+    kubeconfig: str | None = None  # in a pod: its service account; else KUBECONFIG, ~/.kube/config
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
@@ -190,11 +197,16 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         "cluster workflows kept in memory (about 0.5 MiB each); past it a workflow task "
         f"replays the cluster's history first; default {default.cached_workflows}",
     )
+    parser.add_argument(
+        "--kubeconfig",
+        help="the Kubernetes API server clusters created from custom resources write their "
+        "status to (default: in a pod, its service account; else KUBECONFIG, ~/.kube/config)",
+    )
     args = parser.parse_args(argv)
     limits = Limits(
         args.max_task_activities, args.max_watches, args.probe_threads, args.max_cached_workflows
     )
-    return Settings(args.runtime, args.task_queue, limits)
+    return Settings(args.runtime, args.task_queue, limits, args.kubeconfig)
 
 
 def _positive(text: str) -> int:
@@ -221,12 +233,16 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     queue, limits = settings.task_queue, settings.limits
+    kubernetes = await api_client(settings.kubeconfig) if has_config(settings.kubeconfig) else None
     if settings.runtime == "scripted":
         scripted = connect_from_env()
-        workers = Workers(client, scripted, queue, limits, probe=scripted.probe)
+        workers = Workers(client, scripted, queue, limits, scripted.probe, kubernetes=kubernetes)
     else:
-        workers = Workers(client, LocalRuntime(), queue, limits)
-    async with workers:
+        workers = Workers(client, LocalRuntime(), queue, limits, kubernetes=kubernetes)
+    async with contextlib.AsyncExitStack() as stack:
+        if kubernetes is not None:
+            stack.push_async_callback(kubernetes.close)
+        await stack.enter_async_context(workers)
         log.info(
             "worker started",
             runtime=settings.runtime,
@@ -236,14 +252,15 @@ async def serve(settings: Settings) -> None:
             watch_queue=watch_queue(queue),
             max_task_activities=limits.task_activities,
             max_watches=limits.watches,
+            kubernetes=kubernetes is not None,
         )
         await stop.wait()
     log.info("worker stopped")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     logs.configure()
-    settings = parse_args()
+    settings = parse_args(argv)
     _raise_open_files_limit()
     asyncio.run(serve(settings))
     # The SDK's native threads can abort the interpreter's teardown (PyGILState_Release) in a

@@ -54,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
     from api.states import NodeState, Phase, TaskKind
     from galera.faults import next_deadline
     from galera.forcing import refusal
-    from workflows import backups, converge, lifecycle, repairs
+    from workflows import backups, converge, lifecycle, publish, repairs
     from workflows.context import Context
     from workflows.decide import Evidence, Pause, Repair, Wait, decide
     from workflows.errors import failure
@@ -98,6 +98,11 @@ class ClusterWorkflow:
         if memory.created:
             ctx.restart_watcher()
         drain = asyncio.create_task(self._drain_reports())
+        publisher = (
+            asyncio.create_task(publish.publish_changes(ctx, self._status))
+            if ctx.meta.uid
+            else None
+        )
         while memory.phase is not Phase.DELETED:
             with contextlib.suppress(TimeoutError):  # a backoff or grace period ended
                 await workflow.wait_condition(
@@ -111,6 +116,8 @@ class ClusterWorkflow:
                 not memory.queue or workflow.patched("continue-as-new-between-tasks")
             ):
                 drain.cancel()
+                if publisher is not None:
+                    publisher.cancel()
                 await self._continue_as_new()
             elif memory.queue:
                 await self._run_task(memory.queue.pop(0))
@@ -119,6 +126,8 @@ class ClusterWorkflow:
                 self._decide()
                 self._converge()
         drain.cancel()
+        if publisher is not None:
+            publisher.cancel()
         ctx.stop_watcher()
         return self._status()
 
