@@ -6,12 +6,14 @@ command the cluster refused (nothing was changed).
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import TypeAdapter, ValidationError
@@ -51,7 +53,7 @@ from workers.client import ClusterClient, settled_in
 from workers.credentials import app_access
 from workers.errors import UsageError
 from workers.resources import apply_cluster, load_resources
-from workers.temporal import Connection
+from workers.temporal import connection, temporal_flags
 
 FORCED_ACTIONS = {
     "restart": ForcedAction.RESTART_NODE,
@@ -64,16 +66,6 @@ Wait = Callable[[], Awaitable[bool]]  # waits for one applied resource; whether 
 
 
 # -- reaching Temporal and the cluster --------------------------------------------------------
-
-
-def connection(args: argparse.Namespace) -> Connection:
-    return Connection.load(
-        address=args.temporal_address,
-        namespace=args.temporal_namespace,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        tls_ca=args.tls_ca,
-    )
 
 
 async def connect(args: argparse.Namespace) -> Client:
@@ -343,18 +335,6 @@ def duration(text: str) -> str:
         raise argparse.ArgumentTypeError(error.errors()[0]["msg"]) from None
 
 
-def temporal_flags() -> argparse.ArgumentParser:
-    """Where Temporal is; each flag overrides its variable (see workers/temporal.py)."""
-    flags = argparse.ArgumentParser(add_help=False)
-    group = flags.add_argument_group("Temporal connection")
-    group.add_argument("--temporal-address", metavar="HOST:PORT", help="env TEMPORAL_ADDRESS")
-    group.add_argument("--temporal-namespace", metavar="NS", help="env TEMPORAL_NAMESPACE")
-    group.add_argument("--tls-cert", metavar="FILE", help="client certificate, TEMPORAL_TLS_CERT")
-    group.add_argument("--tls-key", metavar="FILE", help="client key, TEMPORAL_TLS_KEY")
-    group.add_argument("--tls-ca", metavar="FILE", help="server CA, TEMPORAL_TLS_CA")
-    return flags
-
-
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="mysqlops", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -446,6 +426,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("-f", "--file", default="examples/demo-cluster.yaml")
     up.add_argument("--timeout", type=float, default=300)
     command("down", down_command, "stop the local stack (data kept)")
+    for name, (_, text) in SERVICES.items():
+        sub.add_parser(name, help=text, add_help=False)  # dispatched by main before parsing
     crd = sub.add_parser("crd", help="print the CustomResourceDefinitions, generated from api/")
     crd.set_defaults(func=crd_command)
     return root
@@ -460,7 +442,19 @@ def exit_status(error: BaseException) -> int | None:
     return None
 
 
+# Long-running processes with parsers of their own: `mysqlops worker --help` tells their flags.
+SERVICES = {
+    "worker": ("workers.worker", "run cluster workflows and their activities"),
+    "operator": ("workers.operator.main", "watch MySQLCluster/Backup/Restore objects (Kubernetes)"),
+    "agent": ("workers.agent", "the node agent beside one mariadbd"),
+}
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SERVICES:
+        service: Any = importlib.import_module(SERVICES[argv[0]][0])
+        sys.exit(service.main(argv[1:]))
     logs.configure()
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `mysqlops status x | head` ends quietly
     args = parser().parse_args(argv)

@@ -9,7 +9,11 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.local.config_check import spec_config_errors
@@ -104,6 +108,25 @@ class Applied:
         return next((t.id for t in tasks if t.kind is TaskKind.CREATE), None)
 
 
+async def start_cluster(
+    client: Client,
+    cluster: MySQLCluster,
+    task_queue: str = temporal.TASK_QUEUE,
+    conflict: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.FAIL,
+) -> None:
+    """Start the cluster's workflow, `mysqlcluster/<namespace>/<name>`. With the default
+    conflict policy, a running one raises WorkflowAlreadyStartedError; with USE_EXISTING it is
+    left as it is (a watcher started twice never makes two)."""
+    await client.start_workflow(
+        ClusterWorkflow.run,
+        ClusterWorkflowInput(cluster=cluster),
+        id=cluster.workflow_id,
+        task_queue=task_queue,
+        id_conflict_policy=conflict,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(CLUSTER_STATE, "Red")]),
+    )
+
+
 async def apply_cluster(
     client: Client, cluster: MySQLCluster, poll_seconds: float = DEFAULT_POLL_SECONDS
 ) -> Applied:
@@ -112,13 +135,7 @@ async def apply_cluster(
     name = cluster.metadata.name
     target = ClusterClient.of(client, cluster.metadata.namespace, name, poll_seconds)
     try:
-        await client.start_workflow(
-            ClusterWorkflow.run,
-            ClusterWorkflowInput(cluster=cluster),
-            id=cluster.workflow_id,
-            task_queue=temporal.TASK_QUEUE,
-            search_attributes=TypedSearchAttributes([SearchAttributePair(CLUSTER_STATE, "Red")]),
-        )
+        await start_cluster(client, cluster)
         message = f"mysqlcluster {name} created (workflow {cluster.workflow_id})"
         return Applied(target, message, created=True, task_id=None)
     except WorkflowAlreadyStartedError:

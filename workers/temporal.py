@@ -8,6 +8,7 @@ Settings, each later source overriding the earlier: Temporal's own client config
 line's flags. Without any, a local dev server: 127.0.0.1:7233, namespace `default`, no TLS.
 """
 
+import argparse
 import dataclasses
 import os
 from collections.abc import Mapping
@@ -103,6 +104,29 @@ class Connection:
             return await Client.connect(**options, data_converter=pydantic_data_converter)
         except RuntimeError as error:  # the core's "Failed client connect"
             raise Unreachable(f"could not reach Temporal at {self.address}: {error}") from None
+
+
+def temporal_flags() -> argparse.ArgumentParser:
+    """Where Temporal is; each flag overrides its variable. A parent parser for commands."""
+    flags = argparse.ArgumentParser(add_help=False)
+    group = flags.add_argument_group("Temporal connection")
+    group.add_argument("--temporal-address", metavar="HOST:PORT", help="env TEMPORAL_ADDRESS")
+    group.add_argument("--temporal-namespace", metavar="NS", help="env TEMPORAL_NAMESPACE")
+    group.add_argument("--tls-cert", metavar="FILE", help="client certificate, TEMPORAL_TLS_CERT")
+    group.add_argument("--tls-key", metavar="FILE", help="client key, TEMPORAL_TLS_KEY")
+    group.add_argument("--tls-ca", metavar="FILE", help="server CA, TEMPORAL_TLS_CA")
+    return flags
+
+
+def connection(args: argparse.Namespace) -> Connection:
+    """The settings from the environment and the flags of `temporal_flags`."""
+    return Connection.load(
+        address=args.temporal_address,
+        namespace=args.temporal_namespace,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_ca=args.tls_ca,
+    )
 
 
 def address() -> str:

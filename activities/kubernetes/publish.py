@@ -37,7 +37,7 @@ class KubernetesActivities:
         ref, now = request.cluster, datetime.now(UTC)
         try:
             status = request.status.model_dump(mode="json", by_alias=True, exclude={"conditions"})
-            if not await write_status(
+            written = await write_status(
                 self.api,
                 "MySQLCluster",
                 ref.namespace,
@@ -46,7 +46,8 @@ class KubernetesActivities:
                 request.status.conditions,
                 now,
                 uid=ref.uid,
-            ):
+            )
+            if written == "gone":
                 activity.logger.info(
                     "mysqlcluster %s/%s is gone: nothing written", ref.namespace, ref.name
                 )

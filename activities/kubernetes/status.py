@@ -4,7 +4,7 @@ with the object's resourceVersion, so a concurrent write makes this one fail (40
 retried on fresh data instead of overwriting it. Nothing is written when nothing changed."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from kubernetes.aio.client import CustomObjectsApi
 
@@ -14,10 +14,12 @@ from api.resource_status import Condition
 
 
 def merge_conditions(
-    old: list[dict[str, Any]], new: list[Condition], now: datetime
+    old: list[dict[str, Any]], new: list[Condition], now: datetime, keep: bool = False
 ) -> list[dict[str, Any]]:
+    """`new`, each with its time of transition; with `keep`, also the old conditions of the
+    types `new` does not have."""
     before = {c.get("type"): c for c in old}
-    merged = []
+    merged = [c for c in old if keep and c.get("type") not in {n.type for n in new}]
     for condition in new:
         previous = before.get(condition.type)
         kept = previous is not None and previous.get("status") == condition.status
@@ -35,6 +37,11 @@ def _without_nulls(value: Any) -> Any:
     return value
 
 
+def _differs(new: dict[str, Any], old: dict[str, Any]) -> bool:
+    """Whether writing `new` (a merge patch: None clears a field) would change `old`."""
+    return any((k in old) if v is None else _without_nulls(v) != old.get(k) for k, v in new.items())
+
+
 async def write_status(
     api: ApiClient,
     kind: str,
@@ -44,9 +51,10 @@ async def write_status(
     conditions: list[Condition],
     now: datetime,
     uid: str | None = None,
-) -> bool:
-    """Write `status` (camelCase, None for a field to clear) to the object, if it exists and
-    is the one meant (`uid`). False when there is no such object."""
+    keep_conditions: bool = False,
+) -> Literal["gone", "unchanged", "written"]:
+    """Write `status` (camelCase, None for a field to clear; fields not named are left) to
+    the object, if it exists and is the one meant (`uid`)."""
     objects = CustomObjectsApi(api)
     plural = PLURALS[kind]
     try:
@@ -55,17 +63,18 @@ async def write_status(
         )
     except Exception as error:
         if missing(error):
-            return False
+            return "gone"
         raise
     metadata = current.get("metadata", {})
     if uid and metadata.get("uid") != uid:
-        return False  # deleted and created again: a newer object by the same name
+        return "gone"  # deleted and created again: a newer object by the same name
     old = current.get("status") or {}
-    new = {**status, "conditions": merge_conditions(old.get("conditions", []), conditions, now)}
-    if _without_nulls(new) == _without_nulls(old):
-        return True
+    merged = merge_conditions(old.get("conditions", []), conditions, now, keep_conditions)
+    new = {**status, "conditions": merged}
+    if not _differs(new, old):
+        return "unchanged"
     body = {"metadata": {"resourceVersion": metadata.get("resourceVersion")}, "status": new}
     await objects.patch_namespaced_custom_object_status(
         GROUP, VERSION, namespace, plural, name, body
     )
-    return True
+    return "written"

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from temporalio.service import TLSConfig
 
-from workers import cli
+from workers import cli, temporal
 from workers.errors import UsageError
 from workers.temporal import Connection
 
@@ -66,7 +66,7 @@ def test_every_command_but_crd_takes_the_connection_flags() -> None:
         ["status", "demo", "--temporal-address", "t:7233", "--tls-ca", "/ca.pem"]
     )
     assert args.func is cli.status_command
-    connection = cli.connection(args)
+    connection = temporal.connection(args)
     assert connection.address == "t:7233"
     assert connection.profile.tls is not None
     assert connection.profile.tls.server_root_ca_cert == Path("/ca.pem")

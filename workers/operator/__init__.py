@@ -1,0 +1,1 @@
+"""`mysqlops operator`: the thin watcher that turns custom resources into Temporal calls."""
