@@ -24,7 +24,8 @@ def merge_conditions(
         previous = before.get(condition.type)
         kept = previous is not None and previous.get("status") == condition.status
         since = previous.get("lastTransitionTime") if kept and previous else None
-        stamped = condition.model_copy(update={"last_transition_time": since or now})
+        moment = datetime.fromisoformat(since.replace("Z", "+00:00")) if since else now
+        stamped = condition.model_copy(update={"last_transition_time": moment})
         merged.append(stamped.model_dump(mode="json", by_alias=True, exclude_none=True))
     return merged
 
@@ -59,7 +60,9 @@ async def write_status(
     plural = PLURALS[kind]
     try:
         current = as_object(
-            await objects.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+            await objects.get_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, plural, name
+            )
         )
     except Exception as error:
         if missing(error):

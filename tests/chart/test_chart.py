@@ -52,7 +52,8 @@ NON_DEFAULT: dict[str, Any] = {
 }
 TLS_SECRET = "temporal-client-tls"
 
-# The RBAC rules the code needs, exactly (the list): per ServiceAccount role.
+# The RBAC rules, per ServiceAccount role (tests/kube/test_operator.py checks them against the
+# calls the code makes).
 RESOURCES = ["mysqlclusters", "mysqlbackups", "mysqlrestores"]
 STATUS = {"apiGroups": ["mysqlops.io"], "resources": [f"{r}/status" for r in RESOURCES]}
 EVENTS = {"apiGroups": ["events.k8s.io"], "resources": ["events"]}
@@ -60,8 +61,13 @@ EXPECTED_RULES: dict[str, list[dict[str, list[str]]]] = {
     "operator": [
         {
             "apiGroups": ["mysqlops.io"],
-            "resources": RESOURCES,
+            "resources": ["mysqlclusters"],
             "verbs": ["get", "list", "watch", "patch"],
+        },
+        {
+            "apiGroups": ["mysqlops.io"],
+            "resources": ["mysqlbackups", "mysqlrestores"],
+            "verbs": ["list", "watch"],
         },
         {**STATUS, "verbs": ["get", "patch"]},
         {**EVENTS, "verbs": ["create", "get", "patch"]},

@@ -11,6 +11,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner
 
+from activities.kubernetes.client import ApiClient
 from activities.scripted.runtime import ScriptedRuntime
 from api.cluster import ClusterStatus, MySQLCluster, MySQLClusterSpec
 from api.messages import ClusterWorkflowInput
@@ -73,7 +74,10 @@ async def history_json(handle: WorkflowHandle[Any, Any]) -> str:
 
 
 async def running_harness(
-    env: WorkflowEnvironment, sandboxed: bool = True, limits: Limits | None = None
+    env: WorkflowEnvironment,
+    sandboxed: bool = True,
+    limits: Limits | None = None,
+    kubernetes: ApiClient | None = None,
 ) -> AsyncIterator[Harness]:
     """A worker process's workers on a queue of their own. Unsandboxed, the workflow runs the
     very modules the test imported, so a test can plant a fault or shrink a limit with
@@ -81,7 +85,10 @@ async def running_harness(
     runtime = ScriptedRuntime()
     queue = f"test-{uuid.uuid4().hex[:8]}"
     runner = None if sandboxed else UnsandboxedWorkflowRunner()
-    async with Workers(env.client, runtime, queue, limits or Limits(), runtime.probe, runner):
+    workers = Workers(
+        env.client, runtime, queue, limits or Limits(), runtime.probe, runner, kubernetes
+    )
+    async with workers:
         yield Harness(env.client, runtime, queue)
         runtime.gate.set()
     if runtime.backups_home is not None:

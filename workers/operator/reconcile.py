@@ -57,6 +57,10 @@ CONTROLLER = "mysqlops.io/operator"
 CALL_TIMEOUT = timedelta(seconds=30)  # then the object is tried again at the next resync
 
 
+class Stale(Exception):
+    """The object changed since it was read: act on its newer version instead."""
+
+
 class Reconciler:
     def __init__(
         self,
@@ -108,7 +112,10 @@ class Reconciler:
         async with lock:
             if not listed and self.handled.get(uid) == fingerprint:
                 return
-            await act(obj)
+            try:
+                await act(obj)
+            except Stale:
+                return  # written meanwhile (another watcher?): its event brings it back here
             self.handled[uid] = fingerprint
 
     # -- MySQLCluster ----------------------------------------------------------------------
@@ -285,13 +292,19 @@ class Reconciler:
             raise
 
     async def _set_finalizers(self, obj: dict[str, Any], finalizers: list[str]) -> None:
+        """Stale when the object changed since it was read (the write carries its version)."""
         meta = obj["metadata"]
         body = {
             "metadata": {"finalizers": finalizers, "resourceVersion": meta.get("resourceVersion")}
         }
-        await self.objects.patch_namespaced_custom_object(
-            GROUP, VERSION, meta["namespace"], PLURALS[obj["kind"]], meta["name"], body
-        )
+        try:
+            await self.objects.patch_namespaced_custom_object(
+                GROUP, VERSION, meta["namespace"], PLURALS[obj["kind"]], meta["name"], body
+            )
+        except Exception as error:
+            if conflict(error):
+                raise Stale(_title(obj)) from None
+            raise
 
     async def _read(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:

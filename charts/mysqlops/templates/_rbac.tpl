@@ -4,12 +4,15 @@ and resources the code calls, nothing more (tests/chart checks them against this
 rbac.yaml grants them cluster-wide, or in watchNamespace only.
 */}}
 
-{{/* The operator watches the resources, patches them (finalizers, annotations) and their
-status, and records events. */}}
+{{/* The operator watches the resources, reads and patches a cluster (its finalizer), writes
+the status no workflow can (refusals, Pending) and records events. */}}
 {{- define "mysqlops.rbac.rules.operator" -}}
 - apiGroups: ["mysqlops.io"]
-  resources: ["mysqlclusters", "mysqlbackups", "mysqlrestores"]
+  resources: ["mysqlclusters"]
   verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["mysqlops.io"]
+  resources: ["mysqlbackups", "mysqlrestores"]
+  verbs: ["list", "watch"]
 - apiGroups: ["mysqlops.io"]
   resources: ["mysqlclusters/status", "mysqlbackups/status", "mysqlrestores/status"]
   verbs: ["get", "patch"]
