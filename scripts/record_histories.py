@@ -14,10 +14,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from temporalio.client import Client, WorkflowHandle
+from kubernetes.aio.client import ApiClient, Configuration
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.service import RPCError
 
 from api.backup import BackupRequest, BackupTrigger, RestoreRequest
-from api.cluster import MySQLClusterSpec, NodeFacts
+from api.cluster import MySQLClusterSpec, NodeFacts, cluster_workflow_id
 from api.messages import (
     QUERY_SPEC,
     SIGNAL_NODE_REPORT,
@@ -36,6 +38,8 @@ from api.messages import (
 from api.remediation import ResumeRequest
 from api.states import ExitKind, NodeState
 from tests.conftest import start_temporal
+from tests.kube.conftest import KubeServer
+from tests.kube.emulator import MYSQLBACKUPS, MYSQLCLUSTERS
 from tests.workflows.harness import (
     Harness,
     green_and_idle,
@@ -43,7 +47,9 @@ from tests.workflows.harness import (
     spec_with,
     until,
 )
+from workers.operator.main import Operator, Settings
 from workers.worker import Limits, Workers
+from workflows.publish import PUBLISH_EVERY
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "histories"
 Handle = WorkflowHandle[object, object]
@@ -164,6 +170,54 @@ async def unwatched(h: Harness) -> Handle:
     return handle
 
 
+async def kubernetes(h: Harness, kube: KubeServer) -> Handle:
+    """A cluster created from a MySQLCluster object by the operator: status and Events
+    published, a crash repaired, a spec change (generation 2), a MySQLBackup taken, then the
+    object deleted: teardown, and the finalizer released."""
+    settings = Settings(resync_seconds=300, task_queue=h.task_queue)
+    operator = Operator(h.client, kube_api(kube), settings)
+    running = asyncio.create_task(operator.run())
+    body = {
+        "apiVersion": "mysqlops.io/v1alpha1",
+        "kind": "MySQLCluster",
+        "metadata": {"name": "recorded", "namespace": "kube"},
+        "spec": {"replicas": 3, "health": {"probeIntervalSeconds": 0.2}},
+    }
+    kube.emulator.create_object(MYSQLCLUSTERS, body)
+    handle: Handle = h.client.get_workflow_handle(cluster_workflow_id("kube", "recorded"))
+    await until_started(handle)
+    ready = await until(handle, green_and_idle)
+    h.runtime.crash(ready.nodes[1].name, detail="killed by SIGKILL")
+    await until(handle, lambda s: green_and_idle(s) and len(s.remediations) == 1)
+    kube.emulator.patch_object(MYSQLCLUSTERS, "recorded", {"spec": {"replicas": 5}}, "kube")
+    await until(handle, lambda s: s.observed_generation == 2 and green_and_idle(s), 60)
+    backup = {**body, "kind": "MySQLBackup", "spec": {"cluster": "recorded"}}
+    backup["metadata"] = {"name": "recorded-backup", "namespace": "kube"}
+    kube.emulator.create_object(MYSQLBACKUPS, backup)
+    await until(handle, lambda s: any(b.finished_at for b in s.backups) and green_and_idle(s), 60)
+    await asyncio.sleep(PUBLISH_EVERY.total_seconds() + 1)  # the last changes published
+    kube.emulator.delete_object(MYSQLCLUSTERS, "recorded", "kube")
+    await handle.result()
+    while kube.emulator.objects(MYSQLCLUSTERS, "kube"):
+        await asyncio.sleep(0.1)
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    return handle
+
+
+async def until_started(handle: Handle) -> None:
+    while True:
+        try:
+            await handle.describe()
+            return
+        except RPCError:
+            await asyncio.sleep(0.1)
+
+
+def kube_api(kube: KubeServer) -> ApiClient:
+    return ApiClient(Configuration(host=kube.url))
+
+
 SCENARIOS: dict[str, Callable[[Harness], Awaitable[Handle]]] = {
     "lifecycle": lifecycle,
     "backups": backups,
@@ -174,22 +228,32 @@ LIMITS = {"unwatched": Limits(watches=1)}  # the scenarios' worker, where not th
 
 
 async def main(names: list[str]) -> None:
-    unknown = set(names) - set(SCENARIOS)
+    known = [*SCENARIOS, "kubernetes"]
+    unknown = set(names) - set(known)
     if unknown:
-        raise SystemExit(f"unknown scenarios {sorted(unknown)}; known: {sorted(SCENARIOS)}")
-    wanted = names or [n for n in SCENARIOS if not (OUT / f"{n}.json").exists()]
+        raise SystemExit(f"unknown scenarios {sorted(unknown)}; known: {sorted(known)}")
+    wanted = names or [n for n in known if not (OUT / f"{n}.json").exists()]
     env = await start_temporal()
     try:
         for name in wanted:
+            if name == "kubernetes":
+                with KubeServer() as kube:
+                    async for harness in running_harness(env, kubernetes=kube_api(kube)):
+                        handle = await kubernetes(harness, kube)
+                        save(name, await handle.fetch_history())
+                continue
             scenario = SCENARIOS[name]
             async for harness in running_harness(env, limits=LIMITS.get(name)):
                 handle = await scenario(harness)
-                history = await handle.fetch_history()
-                OUT.mkdir(exist_ok=True)
-                (OUT / f"{name}.json").write_text(history.to_json())
-                print(f"{name}: {len(history.events)} events")
+                save(name, await handle.fetch_history())
     finally:
         await env.shutdown()
+
+
+def save(name: str, history: WorkflowHistory) -> None:
+    OUT.mkdir(exist_ok=True)
+    (OUT / f"{name}.json").write_text(history.to_json())
+    print(f"{name}: {len(history.events)} events")
 
 
 if __name__ == "__main__":
