@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export MYSQLOPS_HOME ?= $(CURDIR)/.mysqlops
 
-.PHONY: up down clean test lint setup
+.PHONY: up down clean test lint setup crds
 
 setup:
 	@bash scripts/setup.sh
@@ -22,3 +22,8 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
+
+# The CRDs the chart installs, generated from the api/ models (tests/unit/test_crd.py fails when
+# the committed files differ from what the models generate).
+crds: setup
+	$(VENV)/bin/mysqlops crd --output-dir charts/mysqlops/crds

@@ -10,9 +10,16 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, computed_field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
-from api.base import ApiModel, DNS1123Label, ObjectMeta, Record
+from api.base import ApiModel, DNS1123Label, ObjectMeta, OpenAPI, Record, metadata_name_rule
 from api.resource_status import BackupResourceStatus, RestoreResourceStatus
 from api.states import BackupPhase
 
@@ -54,7 +61,32 @@ def _cron(value: str) -> str:
     return text
 
 
-CronExpression = Annotated[str, AfterValidator(_cron)]
+# The same check as one RE2 pattern for the CRD (tests compare the two): each field's numbers
+# in its range, with the leading zeros int() reads, and steps that are not 0. Only whitespace
+# differs: the validator splits on any Unicode space, the API server's \s is ASCII.
+_CRON_NUMBERS = {
+    "minute": "0*[1-5]?[0-9]",
+    "hour": "0*(1?[0-9]|2[0-3])",
+    "day": "0*([1-9]|[12][0-9]|3[01])",
+    "month": "0*([1-9]|1[0-2])",
+    "weekday": "0*[0-7]",
+}
+
+
+def _cron_field(number: str) -> str:
+    item = rf"(\*|{number}(-{number})?)(/[0-9]*[1-9][0-9]*)?"
+    return f"{item}(,{item})*"
+
+
+CRON_PATTERN = (
+    r"^\s*(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|@every .*\S|"
+    + r"\s+".join(_cron_field(_CRON_NUMBERS[name]) for name, _, _ in _CRON_FIELDS)
+    + r")\s*$"
+)
+
+CronExpression = Annotated[
+    str, AfterValidator(_cron), OpenAPI({"pattern": CRON_PATTERN, "maxLength": 128})
+]
 
 _DURATION = re.compile(r"^(\d+)(m|h|d)$")
 _DURATION_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
@@ -73,7 +105,11 @@ def _duration(value: str) -> str:
     return value
 
 
-Duration = Annotated[str, AfterValidator(_duration)]
+Duration = Annotated[
+    str,
+    AfterValidator(_duration),
+    OpenAPI({"pattern": "^[0-9]*[1-9][0-9]*[mhd]$", "maxLength": 32}),
+]
 
 
 class RetentionSpec(ApiModel):
@@ -93,6 +129,7 @@ class FilesystemStorage(ApiModel):
         None,
         description="A directory (in Kubernetes, where the backup PVC is mounted); by default "
         "the local runtime's state directory, backups/",
+        json_schema_extra={"pattern": "^/", "maxLength": 4096},  # absolute, at most PATH_MAX
     )
 
     @field_validator("path")
@@ -289,6 +326,11 @@ class MySQLBackup(ApiModel):
     """A manual backup: applying one asks the cluster's workflow to take it (queued like any
     task); its status is the workflow's record of it."""
 
+    # Its name is the backup's (BackupRequest.name): a DNS-1123 label.
+    model_config = ConfigDict(
+        json_schema_extra={"x-kubernetes-validations": [metadata_name_rule(63)]}
+    )
+
     api_version: Literal["mysqlops.io/v1alpha1"] = "mysqlops.io/v1alpha1"
     kind: Literal["MySQLBackup"] = "MySQLBackup"
     metadata: ObjectMeta
@@ -298,6 +340,11 @@ class MySQLBackup(ApiModel):
 
 class MySQLRestore(ApiModel):
     """An in-place restore of a backup into its cluster."""
+
+    # Its name is the restore's (RestoreRequest.name): a DNS-1123 label.
+    model_config = ConfigDict(
+        json_schema_extra={"x-kubernetes-validations": [metadata_name_rule(63)]}
+    )
 
     api_version: Literal["mysqlops.io/v1alpha1"] = "mysqlops.io/v1alpha1"
     kind: Literal["MySQLRestore"] = "MySQLRestore"

@@ -2,10 +2,13 @@
 requests) refuses unknown fields; records we write ourselves ignore them."""
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetJsonSchemaHandler
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 
 class ApiModel(BaseModel):
@@ -32,6 +35,23 @@ class Record(ApiModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class OpenAPI:
+    """JSON Schema keywords for the CRDs only (`Annotated[str, validator, OpenAPI({...})]`):
+    the API server checks them before the watcher sees an object; pydantic's validation is
+    left as it is, so the keywords must accept what the validator accepts (tests compare
+    them). Use RE2 syntax in patterns (no lookarounds, `[0-9]` rather than `\\d`)."""
+
+    def __init__(self, keywords: JsonDict) -> None:
+        self.keywords = keywords
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema: dict[str, Any] = handler(core_schema)
+        schema.update(self.keywords)
+        return schema
+
+
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -44,7 +64,11 @@ def _dns1123_label(value: str) -> str:
     return value
 
 
-DNS1123Label = Annotated[str, AfterValidator(_dns1123_label)]
+DNS1123Label = Annotated[
+    str,
+    AfterValidator(_dns1123_label),
+    OpenAPI({"pattern": _DNS1123_LABEL.pattern, "maxLength": 63}),
+]
 
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|K|M|G|T)?$")
 _UNITS = {
@@ -77,7 +101,23 @@ def _quantity(value: str) -> str:
     return value
 
 
-Quantity = Annotated[str, AfterValidator(_quantity)]
+# At most 32 characters in the CRD (the validator has no limit: longer is only leading zeros or
+# digits of a size no volume has), which also bounds the cost of its CEL rules.
+Quantity = Annotated[
+    str, AfterValidator(_quantity), OpenAPI({"pattern": _QUANTITY.pattern, "maxLength": 32})
+]
+
+
+def metadata_name_rule(max_length: int) -> JsonDict:
+    """A CEL rule for the root of a resource's schema: its name a DNS-1123 label of at most
+    `max_length` characters, as ObjectMeta (and the names made from it) need. The API server
+    already makes it a DNS-1123 subdomain; a schema cannot constrain `metadata`, a root rule
+    can (`self.metadata.name` is the one part of metadata CEL sees)."""
+    return {
+        "rule": f"self.metadata.name.size() <= {max_length} && !self.metadata.name.contains('.')",
+        "message": f"metadata.name must be a DNS-1123 label (no '.') of at most {max_length} "
+        "characters",
+    }
 
 
 class ObjectMeta(ApiModel):

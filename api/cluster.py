@@ -3,11 +3,12 @@
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic.config import JsonDict
 
 from api.backup import BackupRecord, BackupSpec, RestoreRecord, RestoreSource
-from api.base import ApiModel, ObjectMeta, Quantity, Record, quantity_bytes
-from api.mysql_options import check_option, check_value
+from api.base import ApiModel, ObjectMeta, Quantity, Record, metadata_name_rule, quantity_bytes
+from api.mysql_options import check_option, check_value, config_schema
 from api.remediation import (
     JoinInfo,
     ManualIntervention,
@@ -23,18 +24,40 @@ API_VERSION: Literal["mysqlops.io/v1alpha1"] = "mysqlops.io/v1alpha1"
 ConfigValue = str | int | float | bool
 
 
+def _quantity_rule(condition: str, message: str) -> JsonDict:
+    """A CEL rule on a Quantity field with the Kubernetes quantity library (1.29+). A size the
+    validator takes but Kubernetes does not spell so ('1K') is left to the validator."""
+    return {
+        "x-kubernetes-validations": [
+            {"rule": f"!isQuantity(self) || {condition}", "message": message}
+        ]
+    }
+
+
 class MySQLSpec(ApiModel):
     innodb_buffer_pool_size: Quantity = Field(
-        "64Mi", description="InnoDB buffer pool per node (small by default: many nodes per host)"
+        "64Mi",
+        description="InnoDB buffer pool per node (small by default: many nodes per host)",
+        json_schema_extra=_quantity_rule(
+            "quantity(self).compareTo(quantity('8Mi')) >= 0", "must be at least 8Mi"
+        ),
     )
     gcache_size: Quantity = Field(
         "128Mi",
         description="Galera's write-set cache per node: a node that was away for less than the "
         "writes it holds rejoins by IST (the missed writes) instead of SST (a full copy)",
+        json_schema_extra=_quantity_rule(
+            "quantity(self).compareTo(quantity('16Mi')) >= 0"
+            " && quantity(self).compareTo(quantity('64Gi')) <= 0",
+            "must be from 16Mi to 64Gi",
+        ),
     )
     config: dict[str, ConfigValue] = Field(
         default_factory=dict,
-        description="Extra server options (an allow-list; options mysqlops manages are refused)",
+        description="Extra server options (an allow-list; options mysqlops manages are refused). "
+        "On Kubernetes a value is an integer or a string: write booleans and decimals as "
+        "strings ('ON', '0.5')",
+        json_schema_extra=config_schema(),
     )
 
     @field_validator("config")
@@ -83,7 +106,45 @@ class HealthSpec(ApiModel):
 
 
 class MySQLClusterSpec(ApiModel):
-    replicas: int = Field(3, description="Galera nodes: an odd number from 1 to 9")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {  # _gcache_fits; has(): the API server checks the default ({}) undefaulted
+                    "rule": "!has(self.mysql) || !has(self.mysql.gcacheSize) || !has(self.storage)"
+                    " || !has(self.storage.size) || !isQuantity(self.mysql.gcacheSize)"
+                    " || !isQuantity(self.storage.size)"
+                    " || quantity(self.mysql.gcacheSize).add(quantity(self.mysql.gcacheSize))"
+                    ".compareTo(quantity(self.storage.size)) <= 0",
+                    "message": "mysql.gcacheSize must be at most half of storage.size: the "
+                    "gcache file lives on the data volume",
+                    "fieldPath": ".mysql.gcacheSize",
+                },
+                {  # a transition rule: checked on updates only; the workflow refuses it too
+                    "rule": "has(self.restoreFrom) == has(oldSelf.restoreFrom)"
+                    " && (!has(self.restoreFrom) || self.restoreFrom == oldSelf.restoreFrom)",
+                    "message": "restoreFrom is immutable: it says where a new cluster's data "
+                    "comes from",
+                    "fieldPath": ".restoreFrom",
+                },
+            ]
+        }
+    )
+
+    replicas: int = Field(
+        3,
+        description="Galera nodes: an odd number from 1 to 9",
+        json_schema_extra={  # _odd_replicas
+            "minimum": 1,
+            "maximum": 9,
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self % 2 == 1",
+                    "message": "replicas must be an odd number from 1 to 9 (a Galera quorum "
+                    "needs a majority)",
+                }
+            ],
+        },
+    )
     flavor: Literal["mariadb"] = "mariadb"
     mysql: MySQLSpec = Field(default_factory=MySQLSpec)
     storage: StorageSpec = Field(default_factory=StorageSpec)
@@ -219,6 +280,17 @@ class ClusterStatus(Record):
 
 
 class MySQLCluster(ApiModel):
+    """A MariaDB Galera cluster: its spec is what the user asks for, its status what the
+    cluster's workflow reports."""
+
+    # At most 45 characters, not the 63 of a DNS-1123 label: the backups the workflow names,
+    # `<name>-<YYYYMMDD-HHMMSS>` and `-2`..`-9` for more in the same second, are DNS-1123 labels
+    # too (a MySQLRestore names them), and 45 + 16 + 2 = 63. (A StatefulSet of the cluster's name
+    # would need at most 52: its pods' controller-revision-hash label adds 11.)
+    model_config = ConfigDict(
+        json_schema_extra={"x-kubernetes-validations": [metadata_name_rule(45)]}
+    )
+
     api_version: Literal["mysqlops.io/v1alpha1"] = API_VERSION
     kind: Literal["MySQLCluster"] = "MySQLCluster"
     metadata: ObjectMeta

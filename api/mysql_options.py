@@ -13,6 +13,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from pydantic.config import JsonDict, JsonValue
+
 MANAGED: frozenset[str] = frozenset(
     {
         "basedir",
@@ -68,6 +70,23 @@ class Integer:
             return f"{value!r} is out of range ({allowed})"
         return None
 
+    def cel(self, value: str) -> str:
+        """The CRD's check of an int-or-string `value` (a CEL expression): the range of an
+        integer, the form of a string (its range, with a suffix, is the watcher's check)."""
+        bounds = [f"{value} >= {self.low}"]
+        if self.high < _I64:  # an int beyond int64 is no integer on the API server
+            bounds.append(f"{value} <= {self.high}")
+        return (
+            f"type({value}) == int ? {' && '.join(bounds)}"
+            f" : {value}.trim().matches('^[+-]?[0-9]+[KMGTPEkmgtpe]?$')"
+        )
+
+    def requirement(self) -> str:
+        return (
+            f"an integer from {self.low} to {self.high}, or a string with a K, M, G, T, P or E "
+            "suffix such as '64M'"
+        )
+
 
 @dataclass(frozen=True)
 class Real:
@@ -85,6 +104,18 @@ class Real:
             return f"{value!r} is out of range ({allowed})"
         return None
 
+    def cel(self, value: str) -> str:
+        low, high = float(self.low), float(self.high)
+        number = f"double({value}.trim())"
+        return (
+            f"type({value}) == int ? double({value}) >= {low!r} && double({value}) <= {high!r}"
+            f" : {value}.trim().matches('^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$')"
+            f" && {number} >= {low!r} && {number} <= {high!r}"
+        )
+
+    def requirement(self) -> str:
+        return f"a number from {self.low:.15g} to {self.high:.15g} (decimals as strings: '0.5')"
+
 
 @dataclass(frozen=True)
 class Boolean:
@@ -96,6 +127,16 @@ class Boolean:
         if isinstance(value, str) and value.strip().lower() in _BOOLEAN_WORDS:
             return None
         return f"{value!r} is not a boolean (ON/OFF, TRUE/FALSE or 1/0)"
+
+    def cel(self, value: str) -> str:
+        words = ", ".join(f"'{word}'" for word in sorted(_BOOLEAN_WORDS))
+        return (
+            f"type({value}) == int ? {value} == 0 || {value} == 1"
+            f" : {value}.trim().lowerAscii() in [{words}]"
+        )
+
+    def requirement(self) -> str:
+        return "ON/OFF, TRUE/FALSE or 1/0 (quoted: YAML reads a bare ON as a boolean)"
 
 
 _BOOLEAN_WORDS = frozenset({"on", "off", "true", "false", "1", "0"})
@@ -112,6 +153,13 @@ class Choice:
         if isinstance(value, str) and value.strip().lower() in {n.lower() for n in self.names}:
             return None
         return f"{value!r} is not one of {', '.join(self.names)}"
+
+    def cel(self, value: str) -> str:
+        names = ", ".join(f"'{name.lower()}'" for name in self.names)
+        return f"type({value}) == string && {value}.trim().lowerAscii() in [{names}]"
+
+    def requirement(self) -> str:
+        return f"one of {', '.join(self.names)}"
 
 
 @dataclass(frozen=True)
@@ -132,6 +180,13 @@ class Modes:
             )
         return None
 
+    def cel(self, value: str) -> str:
+        mode = f"(?i:{'|'.join(self.names)})"
+        return f"type({value}) == string && {value}.matches('^$|^{mode}(,{mode})*$')"
+
+    def requirement(self) -> str:
+        return f"a comma-separated list without spaces of: {', '.join(self.names)}"
+
 
 @dataclass(frozen=True)
 class Collation:
@@ -142,6 +197,12 @@ class Collation:
         if isinstance(value, str) and _COLLATION.fullmatch(value.strip()):
             return None
         return f"{value!r} is not a collation (<character set>_<name>, e.g. utf8mb4_general_ci)"
+
+    def cel(self, value: str) -> str:
+        return f"type({value}) == string && {value}.trim().matches('(?i)^({_COLLATION.pattern})$')"
+
+    def requirement(self) -> str:
+        return "a collation: <character set>_<name>, e.g. utf8mb4_general_ci, or binary"
 
 
 # Copied as the server lists them: information_schema.CHARACTER_SETS (utf8 is the server's alias
@@ -169,6 +230,7 @@ ValueType = Integer | Real | Boolean | Choice | Modes | Collation
 
 _U32 = 2**32 - 1
 _U64 = 2**64 - 1
+_I64 = 2**63 - 1
 
 # The options a user may set, typed as MariaDB 10.11 defines them: information_schema.
 # SYSTEM_VARIABLES (VARIABLE_TYPE, NUMERIC_MIN_VALUE, NUMERIC_MAX_VALUE, ENUM_VALUE_LIST);
@@ -257,6 +319,54 @@ def check_value(option: str, value: object) -> None:
         raise ValueError(f"value of {option!r} must be one line without '#'")
     if problem := VALUE_TYPES[name].problem(value):
         raise ValueError(f"{name}: {problem}")
+
+
+# -- the same checks in the CRD -------------------------------------------------------------
+# On Kubernetes, `kubectl apply` refuses what check_option and check_value refuse, with CEL rules
+# on `spec.mysql.config` (tests/unit/test_crd_examples.py runs them against the functions). A
+# value is an integer or a string there (x-kubernetes-int-or-string): CEL rules cannot see a map
+# whose values may be anything (x-kubernetes-preserve-unknown-fields), so booleans and decimals
+# are written as strings ('ON', '0.5'), which the server and check_value take as well.
+
+# The option name as normalize() spells it, for a key `k` of the map.
+_NORMALIZED_KEY = "k.trim().lowerAscii().replace('-', '_')"
+CONFIG_VALUE_MAX_LENGTH = 512  # the longest sql_mode (every mode) fits; bounds the rules' cost
+
+
+def _cel_list(names: list[str]) -> str:
+    return "[" + ", ".join(f"'{name}'" for name in names) + "]"
+
+
+def config_schema() -> JsonDict:
+    """The JSON Schema keywords of `spec.mysql.config` in the CRD: its values, its size, and
+    CEL rules for the allow-list, one-line values, and each option's values."""
+    rules: list[JsonValue] = [
+        {
+            "rule": f"self.all(k, {_NORMALIZED_KEY} in {_cel_list(sorted(TUNABLE))})",
+            "message": "unknown MySQL option or one mysqlops manages; allowed: "
+            + ", ".join(sorted(TUNABLE)),
+        },
+        {
+            "rule": "self.all(k, type(self[k]) != string || !(self[k].contains('\\n')"
+            " || self[k].contains('\\r') || self[k].contains('#')))",
+            "message": "a value must be one line without '#'",
+        },
+    ]
+    for name, kind in VALUE_TYPES.items():
+        rules.append(
+            {
+                "rule": f"self.all(k, {_NORMALIZED_KEY} != '{name}' || ({kind.cel('self[k]')}))",
+                "message": f"{name} takes {kind.requirement()}",
+            }
+        )
+    return {
+        "maxProperties": len(TUNABLE),
+        "additionalProperties": {
+            "x-kubernetes-int-or-string": True,
+            "maxLength": CONFIG_VALUE_MAX_LENGTH,
+        },
+        "x-kubernetes-validations": rules,
+    }
 
 
 # How mariadbd words a configuration it cannot start with (my_getopt, the my.cnf reader and

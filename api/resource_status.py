@@ -9,14 +9,19 @@ writes it, merging the conditions' `lastTransitionTime` with what the object alr
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from api.base import Record
 from api.states import BackupPhase, ClusterState, NodeState, Phase
 
 CONDITION_REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+# metav1.Condition's type: an optional DNS subdomain prefix, then a CamelCase name
+CONDITION_TYPE_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+)
 
 
 class ConditionType(StrEnum):
@@ -31,12 +36,44 @@ class Condition(Record):
     """A Kubernetes condition (metav1.Condition). The workflow leaves `lastTransitionTime`
     empty; the writer keeps the object's time while `status` stays the same."""
 
-    type: str
+    # The CRD's schema is metav1.Condition's: what the API server holds has every field but
+    # observedGeneration (the writer sets lastTransitionTime).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "required": ["type", "status", "reason", "message", "lastTransitionTime"]
+        }
+    )
+
+    type: str = Field(
+        description="The aspect of the object: Ready, Progressing, Degraded, ...",
+        json_schema_extra={"pattern": CONDITION_TYPE_PATTERN, "maxLength": 316},
+    )
     status: Literal["True", "False", "Unknown"]
-    reason: str = Field(pattern=CONDITION_REASON_PATTERN, max_length=1024)
-    message: str = Field("", max_length=32768)
-    last_transition_time: datetime | None = None
-    observed_generation: int | None = Field(None, ge=0)
+    reason: str = Field(
+        pattern=CONDITION_REASON_PATTERN,
+        max_length=1024,
+        description="Why, in CamelCase",
+        json_schema_extra={"minLength": 1},
+    )
+    message: str = Field("", max_length=32768, description="Why, for a person")
+    last_transition_time: datetime | None = Field(
+        None, description="When status last changed (the writer sets it)"
+    )
+    observed_generation: int | None = Field(
+        None,
+        ge=0,
+        description="The metadata.generation the condition was set for",
+        json_schema_extra={"format": "int64"},
+    )
+
+
+def _conditions(what: str) -> Any:
+    """A status's `conditions`: a list-map keyed by type, as Kubernetes conditions are."""
+    return Field(
+        default_factory=list,
+        description=f"The latest observations of the {what}'s state",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
 
 
 class Automation(StrEnum):
@@ -77,7 +114,7 @@ class ClusterResourceStatus(Record):
     nodes: list[NodeSummary] = Field(default_factory=list)
     message: str = ""
     unwatched: Unwatched | None = None
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: list[Condition] = _conditions("cluster")
 
 
 class BackupResourceStatus(Record):
@@ -94,7 +131,7 @@ class BackupResourceStatus(Record):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     error: str | None = None
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: list[Condition] = _conditions("backup")
 
 
 class RestoreResourceStatus(Record):
@@ -113,7 +150,7 @@ class RestoreResourceStatus(Record):
         default_factory=dict, description="Where each node's data before the restore is kept"
     )
     rollback: str | None = None
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: list[Condition] = _conditions("restore")
 
 
 class EventNote(Record):

@@ -23,7 +23,7 @@ from temporalio.exceptions import TemporalError
 from activities.local.paths import state_home
 from api.backup import Duration, MySQLBackup, MySQLRestore
 from api.cluster import MySQLCluster
-from api.crd import crds
+from api.crd import crds, write_crds
 from api.layout import ClusterRef
 from api.messages import (
     UPDATE_DELETE,
@@ -86,7 +86,11 @@ def reason_given(args: argparse.Namespace) -> str:
 
 
 async def crd_command(args: argparse.Namespace) -> int:
-    print(yaml.safe_dump_all(crds(), sort_keys=False), end="")
+    if args.output_dir is None:
+        print(yaml.safe_dump_all(crds(), sort_keys=False), end="")
+        return 0
+    for path in write_crds(Path(args.output_dir)):
+        print(f"wrote {path}")
     return 0
 
 
@@ -429,6 +433,9 @@ def parser() -> argparse.ArgumentParser:
     for name, (_, text) in SERVICES.items():
         sub.add_parser(name, help=text, add_help=False)  # dispatched by main before parsing
     crd = sub.add_parser("crd", help="print the CustomResourceDefinitions, generated from api/")
+    crd.add_argument(
+        "--output-dir", help="write one file per CRD there instead (make crds: the chart's crds/)"
+    )
     crd.set_defaults(func=crd_command)
     return root
 
