@@ -7,6 +7,7 @@ their own thread.
 from collections.abc import Callable
 
 from activities.messages import NodeObservation, Observation
+from activities.metrics import PROBE
 from activities.probe import Target
 from activities.runtime import ClusterLayout, LoadBalancerView, Runtime
 from activities.users import MONITOR_SECRET, MONITOR_USER
@@ -40,7 +41,9 @@ class Observer:
         elif process.stopped:
             facts = NodeFacts(process_alive=True, error="process suspended (SIGSTOP)")
         else:
-            facts = self.probe(target, timeout)
+            cluster = layout.cluster
+            with PROBE.labels(cluster.namespace, cluster.name, node).time():
+                facts = self.probe(target, timeout)
             facts.process_alive = True
         state, reason = node_state(facts)
         return NodeObservation(name=node, pid=process.pid, state=state, reason=reason, facts=facts)

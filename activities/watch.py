@@ -20,6 +20,7 @@ from temporalio import activity
 
 from activities.cluster import worker_shutting_down
 from activities.messages import Observation, WatchInput
+from activities.metrics import WATCH_SLOTS, WATCHES
 from activities.observe import Observer, observation
 from activities.probe import Target
 
@@ -41,10 +42,12 @@ class WatchLoad:
         self.limit = limit
         self.running = 0
         self.full = False
+        WATCH_SLOTS.set(limit)
 
     @contextlib.contextmanager
     def watching(self, cluster: str) -> Iterator[None]:
         self.running += 1
+        WATCHES.inc()
         if self.running >= self.limit and not self.full:
             self.full = True
             log.warning(
@@ -58,6 +61,7 @@ class WatchLoad:
             yield
         finally:
             self.running -= 1
+            WATCHES.dec()
             if self.full and self.running < self.limit:
                 self.full = False
                 log.info("room for watches again", watches=self.running, limit=self.limit)

@@ -76,6 +76,7 @@ from typing import Any
 
 import pymysql
 
+from activities.local import logfiles
 from activities.local.paths import ClusterPaths
 from activities.local.runtime import LocalRuntime
 from activities.users import APP_SECRET, APP_USER
@@ -213,13 +214,12 @@ def reference_rounds(cluster: ManualCluster, references: References, rounds: int
 
 
 def log_size(path: Path) -> int:
-    return path.stat().st_size if path.exists() else 0
+    """Where the error log ends now, counting what its agent's rotation moved out."""
+    return logfiles.end_offset(path)
 
 
 def log_since(path: Path, offset: int) -> str:
-    with open(path, "rb") as log:
-        log.seek(offset)
-        return log.read().decode(errors="replace")
+    return logfiles.read_since(path, offset)
 
 
 def measure_references(rounds: int, phases: list[Phase], data_mb: int) -> None:

@@ -28,7 +28,8 @@ from pydantic import BaseModel
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from activities.local import haproxy
+from activities.local import exporter as exporter_lib
+from activities.local import haproxy, logfiles
 from activities.local.config_check import server_config_errors
 from activities.local.paths import NodePaths
 from activities.local.position import stored_position
@@ -47,7 +48,9 @@ from api.messages import SIGNAL_NODE_REPORT, NodeReport
 from api.states import ExitKind
 from galera.diagnosis import node_state, serves
 from galera.position import start_arguments
-from workers import logs
+from workers import logs, metrics
+from workers.agent_metrics import AgentMetrics
+from workers.errors import UsageError
 
 PROBE_INTERVAL = 0.25  # seconds: how soon a node that stops serving leaves HAProxy
 log = structlog.get_logger()
@@ -70,13 +73,21 @@ class AgentConfig(BaseModel):
     haproxy_socket: str
     donor_serves: bool = False
     os_user: str
+    # Metrics (written by runtimes since issue 13; older agent.json files have none).
+    cluster_namespace: str = ""
+    cluster: str = ""
+    metrics_port: int | None = None  # the agent's own endpoint
+    exporter_port: int | None = None  # the node's mysqld_exporter
+    exporter_config: str | None = None  # its client settings (monitoring user), mode 0600
+    exporter_log: str | None = None
 
 
 class Reporter:
     """Delivers reports to the workflow in order; while undeliverable, keeps only the newest."""
 
-    def __init__(self, config: AgentConfig) -> None:
+    def __init__(self, config: AgentConfig, metrics: AgentMetrics) -> None:
         self._config = config
+        self._metrics = metrics
         self._pending: NodeReport | None = None
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -84,6 +95,8 @@ class Reporter:
         self._client: Client | None = None
 
     def submit(self, report: NodeReport) -> None:
+        if self._pending is not None:
+            self._metrics.superseded.inc()
         self._pending = report
         self._idle.clear()
         self._wake.set()
@@ -101,12 +114,14 @@ class Reporter:
                 try:
                     await self._send(report)
                 except Exception as error:
+                    self._metrics.failed.inc()
                     log.warning("report undelivered", error=str(error)[:200], retry_in=backoff)
                     self._client = None
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 10)
                     continue
                 backoff = 0.5
+                self._metrics.sent.inc()
                 if self._pending is report:
                     self._pending = None
             self._idle.set()
@@ -207,7 +222,8 @@ class Mariadbd:
 async def supervise(config: AgentConfig, paths: NodePaths, bootstrap: bool) -> int:
     started_at = datetime.now(UTC)
     health = Health()
-    reporter = Reporter(config)
+    metrics = AgentMetrics(config.cluster_namespace, config.cluster, config.node)
+    reporter = Reporter(config, metrics)
     reporter_task = asyncio.create_task(reporter.run())
     server = await serve_health(config, health)
     state_file = Path(config.state_file)
@@ -220,6 +236,7 @@ async def supervise(config: AgentConfig, paths: NodePaths, bootstrap: bool) -> i
     }
     write_json(state_file, {**run, "running": True})
     log.info("supervising", pid=mariadbd.pid, bootstrap=bootstrap)
+    exporter = _start_exporter(config) if mariadbd.exited() is None else None
     prober = Prober(Target(user=config.os_user, unix_socket=config.socket), timeout=1.0)
     sequence = 0
     last: tuple[object, ...] | None = None
@@ -229,13 +246,15 @@ async def supervise(config: AgentConfig, paths: NodePaths, bootstrap: bool) -> i
     while True:
         ended = mariadbd.exited()
         if ended is None:
-            facts = await asyncio.to_thread(prober)
+            with metrics.probe.time():
+                facts = await asyncio.to_thread(prober)
             facts.process_alive = True
         else:
             facts = NodeFacts(process_alive=False, exit_kind=ended[0], exit_detail=ended[1])
         state, reason = node_state(facts)
         was_healthy, health.healthy = health.healthy, serves(facts, config.donor_serves)
         health.detail = f"{state.value}: {reason}"
+        metrics.state(state, health.healthy)
         if was_healthy and not health.healthy and ended is None:
             # Alive but no longer serving (cut off from the Primary component, desynced...):
             # out of HAProxy now, not after its failed checks; its checks bring it back.
@@ -259,11 +278,13 @@ async def supervise(config: AgentConfig, paths: NodePaths, bootstrap: bool) -> i
             break
         if stopping.is_set():
             log.info("agent stopping; mariadbd keeps running", pid=mariadbd.pid)
+            exporter_lib.stop(exporter)
             await reporter.drain(timeout=2)
             return 0
         await asyncio.sleep(PROBE_INTERVAL)
     server.close()
     prober.close()
+    exporter_lib.stop(exporter)
     await _mark_down(config)
     write_json(
         state_file,
@@ -279,6 +300,22 @@ async def supervise(config: AgentConfig, paths: NodePaths, bootstrap: bool) -> i
     await reporter.drain(timeout=5)
     reporter_task.cancel()
     return 0
+
+
+def _start_exporter(config: AgentConfig) -> subprocess.Popen[bytes] | None:
+    """The node's mysqld_exporter, a child that ends with the agent."""
+    if config.exporter_port is None or not config.exporter_config or not config.exporter_log:
+        return None
+    try:
+        return exporter_lib.start(
+            Path(config.exporter_config),
+            config.host,
+            config.exporter_port,
+            Path(config.exporter_log),
+        )
+    except OSError as error:
+        log.warning("mysqld_exporter not started", error=str(error)[:200])
+        return None
 
 
 async def _mark_down(config: AgentConfig) -> None:
@@ -299,8 +336,10 @@ def _config_refused(mycnf: Path) -> str | None:
 
 
 def _size(path: Path) -> int:
+    """Where the error log ends now, counting what rotation moved out of it (an absolute
+    offset, which `logfiles.read_since` reads from)."""
     try:
-        return path.stat().st_size
+        return logfiles.end_offset(path)
     except OSError:
         return 0
 
@@ -310,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("node_dir", type=Path)
     parser.add_argument("--bootstrap", action="store_true", help="start a new cluster")
     args = parser.parse_args(argv)
-    logs.configure()
+    node = NodePaths(args.node_dir)  # its own log, and the logs of the processes it starts:
+    logs.configure(file=node.agent_log, rotate=[node.error_log, node.root / "exporter.log"])
     config = AgentConfig.model_validate_json((args.node_dir / "agent.json").read_text())
     pid_file = args.node_dir / "agent.pid"
     other = agent_pid(pid_file, args.node_dir)
@@ -319,6 +359,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     pid_file.write_text(str(os.getpid()))
     structlog.contextvars.bind_contextvars(node=config.node)
+    if config.metrics_port is not None:
+        try:
+            metrics.serve(f"{config.host}:{config.metrics_port}")
+        except UsageError as error:  # the node matters more than its metrics
+            log.warning("metrics not served", error=str(error))
     return asyncio.run(supervise(config, NodePaths(args.node_dir), args.bootstrap))
 
 

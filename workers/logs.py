@@ -10,12 +10,21 @@ structlog's `ProcessorFormatter`; the `extra` they carry, such as Temporal's `te
 and `temporal_activity` dicts, become fields instead of being appended to the message.
 
 The level is INFO unless `MYSQLOPS_LOG_LEVEL` (a name such as `debug` or a number) says otherwise.
+
+Files (activities/local/logfiles.py): with `file` (or `MYSQLOPS_LOG_FILE`) the lines go to that
+file instead, as JSON, rotated by size (`MYSQLOPS_LOG_MAX_BYTES`, `MYSQLOPS_LOG_KEEP`); the
+process's stdout and stderr follow the file when they were sent to it. `rotate` (or
+`MYSQLOPS_LOG_ROTATE`, paths separated by `:`) names files other processes write, which this
+one copy-truncates to the same limits every `MYSQLOPS_LOG_CHECK_SECONDS` (30). Both variables
+are for this process only: `configure()` removes them from its environment, so that a process
+it starts (a node agent) does not take over its files.
 """
 
 import logging
 import os
 import sys
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
@@ -23,7 +32,13 @@ import temporalio.activity
 import temporalio.workflow
 from structlog.typing import Processor
 
+from activities.local import logfiles
+
 LEVEL_VARIABLE = "MYSQLOPS_LOG_LEVEL"
+FILE_VARIABLE = "MYSQLOPS_LOG_FILE"
+ROTATE_VARIABLE = "MYSQLOPS_LOG_ROTATE"
+
+_janitor: logfiles.Janitor | None = None
 
 # The attributes every LogRecord has (plus what formatters add): anything else came in `extra`.
 _RECORD_KEYS = frozenset(
@@ -63,14 +78,33 @@ def configure(
     *,
     stream: TextIO | None = None,
     json: bool | None = None,
+    file: Path | None = None,
+    rotate: Sequence[Path] | None = None,
 ) -> None:
     """Route structlog and standard-library logging to `stream` (default stderr) at `level`
     (default `MYSQLOPS_LOG_LEVEL`, else INFO), as JSON lines unless the stream is a terminal
-    (`json` forces either). Calling it again replaces the previous configuration."""
-    stream = stream if stream is not None else sys.stderr
-    if json is None:
-        json = not (hasattr(stream, "isatty") and stream.isatty())
+    (`json` forces either); or, with `file` (default `MYSQLOPS_LOG_FILE`), to that rotated
+    file as JSON lines. Keep the files in `rotate` (default `MYSQLOPS_LOG_ROTATE`) bounded.
+    Calling it again replaces the previous configuration."""
+    global _janitor
+    named = os.environ.pop(FILE_VARIABLE, "").strip()
+    listed = os.environ.pop(ROTATE_VARIABLE, "").strip()
+    file = file if file is not None else Path(named) if named else None
+    if rotate is None:
+        rotate = [Path(p) for p in listed.split(os.pathsep) if p]
+    limits, complaints = logfiles.limits_from_env()
     number, complaint = _level(level)
+    complaints += [complaint] if complaint else []
+
+    handler: logging.Handler
+    if file is not None:
+        handler = logfiles.RotatingLog(file, limits)
+        json = True if json is None else json
+    else:
+        stream = stream if stream is not None else sys.stderr
+        if json is None:
+            json = not (hasattr(stream, "isatty") and stream.isatty())
+        handler = logging.StreamHandler(stream)
 
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -87,7 +121,6 @@ def configure(
         if json
         else [structlog.dev.ConsoleRenderer()]
     )
-    handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, _record_extras],
@@ -97,6 +130,8 @@ def configure(
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)
+        if isinstance(old, logfiles.RotatingLog):
+            old.close()
     root.addHandler(handler)
     root.setLevel(number)
 
@@ -119,5 +154,11 @@ def configure(
     temporalio.workflow.logger.workflow_info_on_message = False
     temporalio.activity.logger.activity_info_on_message = False
 
-    if complaint:
-        logging.getLogger(__name__).warning(complaint)
+    if _janitor is not None:
+        _janitor.stop()
+        _janitor = None
+    if rotate:
+        _janitor = logfiles.Janitor(rotate, limits, logfiles.check_seconds()).start()
+
+    for text in complaints:
+        logging.getLogger(__name__).warning(text)

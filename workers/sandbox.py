@@ -37,6 +37,7 @@ PID_FILES = (
     ("clusters/*/*/haproxy.pid", "haproxy"),
     ("worker.pid", "workers.worker"),
     ("temporal/temporal.pid", "start-dev"),
+    ("prometheus/prometheus.pid", "prometheus"),
 )
 
 

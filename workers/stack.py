@@ -17,6 +17,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from activities.local import scrape
 from activities.local.paths import state_home
 from activities.local.process import alive, running_pid
 from activities.local.runtime import LocalRuntime
@@ -25,12 +26,14 @@ from api.cluster import MySQLCluster
 from api.layout import ClusterRef
 from api.messages import UPDATE_START, UPDATE_STOP, LifecycleRequest
 from api.states import Phase
+from workers import logs, metrics, prometheus
 from workers.client import ClusterClient, settled_in
 from workers.credentials import app_access
 from workers.resources import apply_cluster, load_resources
 from workers.temporal import Connection
 
 UI_PORT = int(os.environ.get("MYSQLOPS_UI_PORT", "8233"))
+PROMETHEUS_ADDRESS = os.environ.get("MYSQLOPS_PROMETHEUS_ADDRESS", "127.0.0.1:9090")
 PROJECT = Path(__file__).resolve().parents[1]
 
 
@@ -49,7 +52,15 @@ def _listening(address: str) -> bool:
         return probe.connect_ex((host, int(port))) == 0
 
 
-def _spawn(args: list[str], log: Path, pid_file: Path, connection: Connection) -> int:
+def _spawn(
+    args: list[str],
+    log: Path,
+    pid_file: Path,
+    connection: Connection,
+    env: dict[str, str] | None = None,
+) -> int:
+    """Start `args` in a session of its own, its output appended to `log` (O_APPEND: the
+    file may be copy-truncated while it runs, see activities/local/logfiles.py)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         process = subprocess.Popen(
@@ -59,7 +70,7 @@ def _spawn(args: list[str], log: Path, pid_file: Path, connection: Connection) -
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             cwd=PROJECT,
-            env={**os.environ, **connection.environment()},
+            env={**os.environ, **connection.environment(), **(env or {})},
         )
     pid_file.write_text(str(process.pid))
     return process.pid
@@ -91,7 +102,7 @@ def ensure_temporal(home: Path, connection: Connection) -> None:
     ]
     if connection.namespace != "default":
         args += ["--namespace", connection.namespace]
-    _spawn(args, directory / "temporal.log", directory / "temporal.pid", connection)
+    _spawn(args, temporal_log(home), directory / "temporal.pid", connection)
     deadline = time.monotonic() + 60
     while not _listening(address):
         if time.monotonic() > deadline:
@@ -99,13 +110,47 @@ def ensure_temporal(home: Path, connection: Connection) -> None:
         time.sleep(0.2)
 
 
+def temporal_log(home: Path) -> Path:
+    return home / "temporal" / "temporal.log"
+
+
+def ensure_prometheus(home: Path) -> None:
+    """Debian's Prometheus on PROMETHEUS_ADDRESS, scraping what `<home>/prometheus/targets`
+    lists (the worker's endpoints, and each cluster's agents, exporters and HAProxy)."""
+    pid_file = home / "prometheus" / "prometheus.pid"
+    if running_pid(pid_file, "prometheus") is None:
+        process = prometheus.start(home, PROMETHEUS_ADDRESS, home / "prometheus" / "prometheus.log")
+        pid_file.write_text(str(process.pid))
+    prometheus.wait_ready(PROMETHEUS_ADDRESS)
+
+
+def _local(address: str) -> str:
+    """A worker endpoint as the stack runs it (its variable, else the default)."""
+    if address == metrics.WORKER_SDK:
+        return os.environ.get("MYSQLOPS_SDK_METRICS_ADDRESS") or address
+    return os.environ.get("MYSQLOPS_METRICS_ADDRESS") or address
+
+
 def ensure_worker(home: Path, connection: Connection) -> None:
+    """The worker logs to `worker.log`, which it rotates itself; it also keeps the dev
+    server's `temporal.log` and Prometheus's log bounded (copy-truncate): they run as long as
+    the stack does."""
+    scrape.write_process_targets(home, scrape.WORKER_JOB, "worker", [_local(metrics.WORKER)])
+    scrape.write_process_targets(
+        home, scrape.WORKER_SDK_JOB, "worker", [_local(metrics.WORKER_SDK)]
+    )
     if running_pid(home / "worker.pid", "workers.worker") is None:
         _spawn(
             [sys.executable, "-m", "workers.worker"],
             home / "worker.log",
             home / "worker.pid",
             connection,
+            env={
+                logs.FILE_VARIABLE: str(home / "worker.log"),
+                logs.ROTATE_VARIABLE: os.pathsep.join(
+                    [str(temporal_log(home)), str(home / "prometheus" / "prometheus.log")]
+                ),
+            },
         )
 
 
@@ -133,11 +178,15 @@ async def _client(connection: Connection, timeout: float) -> Client:
             await asyncio.sleep(0.5)
 
 
-async def up(resource_file: Path, timeout: float, connection: Connection) -> int:
+async def up(
+    resource_file: Path, timeout: float, connection: Connection, with_prometheus: bool = False
+) -> int:
     home = state_home()
     clusters = [r for r in load_resources(resource_file) if isinstance(r, MySQLCluster)]
     ensure_temporal(home, connection)
     ensure_worker(home, connection)
+    if with_prometheus:
+        ensure_prometheus(home)
     client = await _client(connection, 30)
     for resource in clusters:
         applied = await apply_cluster(client, resource)
@@ -166,6 +215,10 @@ async def up(resource_file: Path, timeout: float, connection: Connection) -> int
         f"  Temporal UI            http://{host}:{UI_PORT}/namespaces/{connection.namespace}"
         "/workflows"
     )
+    print(f"  metrics                http://{_local(metrics.WORKER)}/metrics (worker)")
+    if with_prometheus:
+        print(f"  Prometheus             http://{PROMETHEUS_ADDRESS}/alerts")
+    print("  live view              mysqlops top")
     return 0
 
 
@@ -187,7 +240,8 @@ async def down(connection: Connection) -> int:
         print(f"mysqlcluster {namespace}/{name} stopped (data kept)")
     _stop_pid(home / "worker.pid", "workers.worker")
     _stop_pid(home / "temporal" / "temporal.pid", "start-dev")
-    print("worker and Temporal dev server stopped")
+    _stop_pid(home / "prometheus" / "prometheus.pid", "prometheus")
+    print("worker, Temporal dev server and Prometheus stopped")
     return 0
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfigProfile, ClientConfigTLS
+from temporalio.runtime import Runtime
 
 from workers.errors import Unreachable, UsageError
 
@@ -94,14 +95,17 @@ class Connection:
                     env[TLS_VARIABLES[name]] = str(source)
         return env
 
-    async def connect(self) -> Client:
+    async def connect(self, runtime: Runtime | None = None) -> Client:
+        """`runtime`: the SDK runtime a worker made to serve its metrics (default: the SDK's)."""
         try:
             options = self.profile.to_client_connect_config()
         except OSError as error:  # a TLS file that cannot be read
             problem = f"cannot read {error.filename}: {error.strerror}"
             raise UsageError(f"Temporal TLS: {problem}") from None
         try:
-            return await Client.connect(**options, data_converter=pydantic_data_converter)
+            return await Client.connect(
+                **options, data_converter=pydantic_data_converter, runtime=runtime
+            )
         except RuntimeError as error:  # the core's "Failed client connect"
             raise Unreachable(f"could not reach Temporal at {self.address}: {error}") from None
 
@@ -134,6 +138,6 @@ def address() -> str:
     return Connection.load().address
 
 
-async def connect() -> Client:
+async def connect(runtime: Runtime | None = None) -> Client:
     """A client for the Temporal this process's environment names."""
-    return await Connection.load().connect()
+    return await Connection.load().connect(runtime)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 import structlog
+from prometheus_client import REGISTRY
 from temporalio.client import Client
 from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
@@ -35,7 +36,11 @@ from activities.probe import ProbePool
 from activities.runtime import Runtime
 from activities.scripted.shared import connect_from_env
 from activities.watch import WATCH_QUEUE_SUFFIX, HealthWatch, WatchLoad, watch_queue
-from workers import logs, temporal
+from workers import logs, metrics, temporal
+from workers.census import CENSUS_EVERY, CensusCollector
+from workers.errors import UsageError
+from workers.log_context import LogContext
+from workflows import meters
 from workflows.backup_trigger import BackupTriggerWorkflow
 from workflows.cluster import ClusterWorkflow
 
@@ -113,12 +118,14 @@ class Workers:
             max_concurrent_activities=limits.task_activities,
             workflow_runner=workflow_runner or SandboxedWorkflowRunner(),
             max_cached_workflows=limits.cached_workflows,
+            interceptors=[LogContext()],
         )
         self.watches = Worker(
             client,
             task_queue=watch_queue(task_queue),
             activities=[watch.watch_health],
             max_concurrent_activities=limits.watches,
+            interceptors=[LogContext()],
         )
         self.stack = contextlib.AsyncExitStack()
 
@@ -148,6 +155,9 @@ class Settings:
     task_queue: str = temporal.TASK_QUEUE  # and its watch queue
     limits: Limits = Limits()
     kubeconfig: str | None = None  # in a pod: its service account; else KUBECONFIG, ~/.kube/config
+    metrics_address: str = metrics.WORKER  # "" turns an endpoint off
+    sdk_metrics_address: str = metrics.WORKER_SDK
+    census_seconds: float = CENSUS_EVERY
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
@@ -202,11 +212,32 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         help="the Kubernetes API server clusters created from custom resources write their "
         "status to (default: in a pod, its service account; else KUBECONFIG, ~/.kube/config)",
     )
+    metrics.address_flags(parser, metrics.WORKER, metrics.WORKER_SDK)
+    parser.add_argument(
+        "--census-seconds",
+        type=_positive,
+        default=os.environ.get("MYSQLOPS_CENSUS_SECONDS", str(int(CENSUS_EVERY))),
+        help="how often the cluster gauges are refreshed from the workflows (a status query "
+        f"per cluster); default {int(CENSUS_EVERY)}",
+    )
     args = parser.parse_args(argv)
     limits = Limits(
         args.max_task_activities, args.max_watches, args.probe_threads, args.max_cached_workflows
     )
-    return Settings(args.runtime, args.task_queue, limits, args.kubeconfig)
+    for address in (args.metrics_address, args.sdk_metrics_address):
+        try:
+            metrics.split_address(address)
+        except UsageError as error:
+            parser.error(str(error))
+    return Settings(
+        args.runtime,
+        args.task_queue,
+        limits,
+        args.kubeconfig,
+        args.metrics_address,
+        args.sdk_metrics_address,
+        args.census_seconds,
+    )
 
 
 def _positive(text: str) -> int:
@@ -227,7 +258,11 @@ def _raise_open_files_limit() -> None:
 
 
 async def serve(settings: Settings) -> None:
-    client = await temporal.connect()
+    sdk = metrics.sdk_runtime(settings.sdk_metrics_address)
+    if sdk is not None:
+        meters.declare(sdk.metric_meter)
+    client = await temporal.connect(sdk)
+    census = CensusCollector()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -243,6 +278,13 @@ async def serve(settings: Settings) -> None:
         if kubernetes is not None:
             stack.push_async_callback(kubernetes.close)
         await stack.enter_async_context(workers)
+        REGISTRY.register(census)
+        stack.callback(REGISTRY.unregister, census)
+        endpoint = metrics.serve(settings.metrics_address)
+        if endpoint is not None:
+            stack.callback(endpoint.close)
+        counting = asyncio.create_task(census.run(client, settings.census_seconds))
+        stack.callback(counting.cancel)
         log.info(
             "worker started",
             runtime=settings.runtime,
@@ -253,6 +295,8 @@ async def serve(settings: Settings) -> None:
             max_task_activities=limits.task_activities,
             max_watches=limits.watches,
             kubernetes=kubernetes is not None,
+            metrics=endpoint.address if endpoint else None,
+            sdk_metrics=settings.sdk_metrics_address or None,
         )
         await stop.wait()
     log.info("worker stopped")

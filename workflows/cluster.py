@@ -54,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
     from api.states import NodeState, Phase, TaskKind
     from galera.faults import next_deadline
     from galera.forcing import refusal
-    from workflows import backups, converge, lifecycle, publish, repairs
+    from workflows import backups, converge, lifecycle, meters, publish, repairs
     from workflows.context import Context
     from workflows.decide import Evidence, Pause, Repair, Wait, decide
     from workflows.errors import failure
@@ -176,6 +176,7 @@ class ClusterWorkflow:
             del ctx.memory.outcomes[:-OUTCOMES_KEPT]
             ctx.current = None
             ctx.show_details()
+            _count_task(ctx, task.kind, outcome)
         if outcome is not Outcome.SUCCEEDED:
             ctx.memory.message = f"task {task.id} {outcome.value.lower()}: {error_text}"
             ctx.transition("cluster", "task", outcome.value.lower(), ctx.memory.message)
@@ -263,11 +264,17 @@ class ClusterWorkflow:
         drained in order as soon as the workflow runs."""
         memory = self.ctx.memory
         memory.reports.append(report)
+        meters.count(self.ctx.meta, "agent_reports_received")
         capacity = min(self.ctx.spec.health.report_queue_capacity, REPORTS_KEPT)
         if len(memory.reports) > capacity:
             dropped = len(memory.reports) - capacity
             del memory.reports[:dropped]
             memory.reports_dropped += dropped
+            meters.count(
+                self.ctx.meta,
+                "agent_reports_dropped",
+                amount=dropped,
+            )
         if not workflow.patched("report-queue"):
             self.ctx.merge_report(report, ordered_by_arrival=False)  # as recorded before
 
@@ -485,6 +492,14 @@ class ClusterWorkflow:
             backups=list(memory.backups),
             restores=list(memory.restores),
         )
+
+
+def _count_task(ctx: Context, kind: TaskKind, outcome: Outcome) -> None:
+    meters.count(ctx.meta, "tasks", kind=kind.value, outcome=outcome.value)
+    if kind is TaskKind.BACKUP:
+        meters.count(ctx.meta, "backups", outcome=outcome.value)
+    elif kind is TaskKind.RESTORE:
+        meters.count(ctx.meta, "restores", outcome=outcome.value)
 
 
 def _task_info(task: QueuedTask) -> TaskInfo:

@@ -10,6 +10,7 @@ from temporalio.exceptions import ApplicationError
 from activities.kubernetes.client import ApiClient, ApiException
 from activities.kubernetes.events import record_event
 from activities.kubernetes.status import write_status
+from activities.metrics import EVENTS_WRITTEN, STATUS_WRITES
 from api.resource_status import PublishRequest
 
 CONTROLLER = "mysqlops.io/worker"
@@ -47,6 +48,7 @@ class KubernetesActivities:
                 now,
                 uid=ref.uid,
             )
+            STATUS_WRITES.labels("cluster", written).inc()
             if written == "gone":
                 activity.logger.info(
                     "mysqlcluster %s/%s is gone: nothing written", ref.namespace, ref.name
@@ -58,11 +60,13 @@ class KubernetesActivities:
             ):
                 for name, record in records.items():
                     body = record.model_dump(mode="json", by_alias=True, exclude={"conditions"})
-                    await write_status(self.api, kind, ref.namespace, name, body, [], now)
+                    result = await write_status(self.api, kind, ref.namespace, name, body, [], now)
+                    STATUS_WRITES.labels(kind.removeprefix("MySQL").lower(), result).inc()
             for note in request.events:
                 await record_event(
                     self.api, ref.namespace, note, ref.uid, CONTROLLER, self.instance
                 )
+                EVENTS_WRITTEN.inc()
         except ApiException as error:
             if error.status in PERMANENT:
                 raise ApplicationError(

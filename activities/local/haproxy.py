@@ -73,6 +73,7 @@ def render(
             "frontend stats",
             "    mode http",
             f"    bind {host}:{stats_port}",
+            "    http-request use-service prometheus-exporter if { path /metrics }",
             "    stats enable",
             "    stats uri /",
             "    stats refresh 2s",

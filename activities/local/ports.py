@@ -5,7 +5,10 @@ Offsets inside a slot starting at `base` (slot 0 of the default base 23000 shown
     writer endpoint  base+6   (23006)    reader endpoint base+7   (23007)
     HAProxy stats    base+8   (23008)
     node i (0..8):   MySQL base+10+i, Galera base+20+i, IST base+30+i, SST base+40+i,
-                     agent health base+50+i
+                     agent health base+50+i, mysqld_exporter base+60+i
+
+The node agents' metrics are the exception, at the documented 9470 + 10 * slot + i
+(`MYSQLOPS_AGENT_METRICS_BASE`): the first cluster's agents at 9470, 9471, 9472.
 
 Slots never overlap the kernel's ephemeral port range (`ip_local_port_range`): there, any
 outgoing connection may hold a port at the moment a node needs to listen on it (seen as an
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SLOT_SIZE = 100
+AGENT_METRICS_BASE = 9470
 MAX_SLOTS = 300
 DEFAULT_BASE = 23000
 
@@ -29,6 +33,7 @@ DEFAULT_BASE = 23000
 @dataclass(frozen=True)
 class SlotPorts:
     base: int
+    index: int = 0  # the slot's number: 0 for the first cluster
 
     @property
     def writer(self) -> int:
@@ -57,10 +62,29 @@ class SlotPorts:
     def agent(self, ordinal: int) -> int:
         return self.base + 50 + ordinal
 
+    def exporter(self, ordinal: int) -> int:
+        return self.base + 60 + ordinal
+
+    def agent_metrics(self, ordinal: int) -> int:
+        base = int(os.environ.get("MYSQLOPS_AGENT_METRICS_BASE", AGENT_METRICS_BASE))
+        return base + 10 * self.index + ordinal
+
     def all(self) -> list[int]:
         fixed = [self.writer, self.reader, self.stats]
-        per_node = [f(i) for i in range(9) for f in (self.mysql, self.galera, self.ist, self.sst)]
-        return fixed + per_node + [self.agent(i) for i in range(9)]
+        per_node = [
+            f(i)
+            for i in range(9)
+            for f in (
+                self.mysql,
+                self.galera,
+                self.ist,
+                self.sst,
+                self.agent,
+                self.exporter,
+                self.agent_metrics,
+            )
+        ]
+        return fixed + per_node
 
 
 def port_base() -> int:
@@ -108,10 +132,10 @@ def allocate(registry: Path, key: str) -> SlotPorts:
     base = port_base()
     with _locked(registry) as slots:
         if key in slots:
-            return SlotPorts(base + SLOT_SIZE * slots[key])
+            return SlotPorts(base + SLOT_SIZE * slots[key], slots[key])
         taken = set(slots.values())
         for slot in range(MAX_SLOTS):
-            ports = SlotPorts(base + SLOT_SIZE * slot)
+            ports = SlotPorts(base + SLOT_SIZE * slot, slot)
             if slot not in taken and _usable(ports):
                 slots[key] = slot
                 return ports

@@ -8,6 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
+from activities.local import logfiles
 from activities.local.paths import NodePaths, ensure_socket_dir
 from activities.local.process import last_run_errors
 from galera.position import GaleraPosition, parse_grastate, recovered_position
@@ -42,6 +43,7 @@ def stored_position(paths: NodePaths) -> GaleraPosition:
     if (remembered := _remembered(paths)) is not None:
         return remembered
     ensure_socket_dir(paths.socket)  # a recovery binds it
+    logfiles.rotate_closed(paths.recover_log, logfiles.limits())  # every recovery appends
     result = subprocess.run(
         [
             "mariadbd",

@@ -5,6 +5,7 @@ import os
 import time
 from pathlib import Path
 
+from activities.local import logfiles
 from api.states import ExitKind
 
 _LOG_TAIL = 16384
@@ -108,11 +109,9 @@ def exit_kind_from_returncode(code: int) -> tuple[ExitKind, str]:
 
 
 def _tail(error_log: Path) -> str | None:
+    """The end of the log, across a rotation (a copy-truncate may have just emptied it)."""
     try:
-        with open(error_log, "rb") as log:
-            log.seek(0, os.SEEK_END)
-            log.seek(max(0, log.tell() - _LOG_TAIL))
-            return log.read().decode(errors="replace")
+        return logfiles.tail(error_log, _LOG_TAIL)
     except OSError:
         return None
 

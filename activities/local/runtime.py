@@ -20,7 +20,7 @@ from typing import IO
 
 import pymysql
 
-from activities.local import backup, haproxy, mycnf
+from activities.local import backup, exporter, haproxy, logfiles, mycnf, scrape
 from activities.local.config_check import server_config_errors
 from activities.local.paths import ClusterPaths, NodePaths, ensure_socket_dir, state_home
 from activities.local.ports import SlotPorts, allocate, release
@@ -47,6 +47,7 @@ from activities.runtime import (
     ProcessFacts,
     StopMode,
 )
+from activities.users import MONITOR_SECRET, MONITOR_USER
 from api.cluster import MySQLClusterSpec, cluster_workflow_id
 from api.states import ExitKind
 from galera.diagnosis import NEVER_STARTED
@@ -151,7 +152,20 @@ class LocalRuntime:
             "haproxy_socket": str(self._paths(layout.cluster).haproxy_socket),
             "donor_serves": spec.health.serve_from_donor,
             "os_user": getpass.getuser(),
+            "cluster_namespace": layout.cluster.namespace,
+            "cluster": layout.cluster.name,
+            "metrics_port": ports.agent_metrics(ordinal),
+            "exporter_port": ports.exporter(ordinal),
+            "exporter_config": str(paths.root / "exporter.cnf"),
+            "exporter_log": str(paths.root / "exporter.log"),
         }
+        monitor = self.secret_path(layout.cluster, MONITOR_SECRET)
+        if monitor.exists():  # the exporter logs in as the monitoring user
+            exporter.write_config(
+                paths.root / "exporter.cnf", MONITOR_USER, monitor.read_text().strip(), paths.socket
+            )
+        else:
+            agent["exporter_port"] = None
         write_json(paths.agent_config, agent)
         # Only the node that will bootstrap gets a system tablespace: joiners receive theirs by
         # SST. Never initialise over existing data.
@@ -227,13 +241,12 @@ class LocalRuntime:
     def last_join(self, layout: ClusterLayout, node: str) -> Join | None:
         paths = self._node_paths(layout, node)
         state = read_json(paths.agent_state) or {}
-        offset = state.get("log_offset")
+        offset = state.get("log_offset")  # absolute: rotation does not move it
         try:
-            with open(paths.error_log, "rb") as log:
-                log.seek(offset if isinstance(offset, int) else 0)
-                return last_join(log.read().decode(errors="replace"))
+            since = logfiles.read_since(paths.error_log, offset if isinstance(offset, int) else 0)
         except OSError:
             return None
+        return last_join(since)
 
     def _ensure_agent(self, paths: NodePaths, bootstrap: bool) -> None:
         if _agent_pid(paths) is None:
@@ -358,6 +371,7 @@ class LocalRuntime:
             if running:
                 raise RuntimeError(f"{', '.join(running)} still run; stop them before deleting")
         self.stop_load_balancer(layout)
+        scrape.remove_cluster_targets(self.home, layout.cluster)
         paths = self._paths(layout.cluster)
         release(self.home / "ports.json", layout.cluster.key)
         if delete_data and paths.root.exists():
@@ -418,6 +432,7 @@ class LocalRuntime:
             servers=servers,
         )
         ensure_socket_dir(paths.haproxy_socket)
+        scrape.write_cluster_targets(self.home, layout, ports)
         running = running_pid(paths.haproxy_pid, "haproxy")
         digest = hashlib.sha256(text.encode()).hexdigest()
         loaded = read_json(paths.root / _HAPROXY_LOADED) or {}

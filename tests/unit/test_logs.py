@@ -21,6 +21,7 @@ import temporalio.workflow
 from temporalio import workflow
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from workers import logs
 
@@ -183,7 +184,14 @@ async def test_workflow_logger_lines_from_a_sandboxed_workflow(
     logs.configure(stream=out, json=True)
     queue = f"logs-{uuid.uuid4().hex[:8]}"
     workflow_id = f"greeter-{uuid.uuid4().hex[:8]}"
-    async with Worker(temporal_env.client, task_queue=queue, workflows=[Greeter]):
+    # The sandbox imports this module again: structlog (which imports rich, which draws a
+    # random number at import) comes from outside, as the workflow modules' imports do.
+    runner = SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules("structlog", "rich")
+    )
+    async with Worker(
+        temporal_env.client, task_queue=queue, workflows=[Greeter], workflow_runner=runner
+    ):
         result = await temporal_env.client.execute_workflow(
             Greeter.run, "world", id=workflow_id, task_queue=queue
         )

@@ -8,7 +8,7 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
-from activities.local import haproxy
+from activities.local import haproxy, logfiles
 from activities.local.paths import ClusterPaths, NodePaths
 from activities.local.process import mariadbd_pid
 from activities.local.runtime import LocalRuntime
@@ -107,18 +107,18 @@ class LocalCluster:
     # -- files ----------------------------------------------------------------------------
 
     def log_size(self, name: str) -> int:
+        """Where the node's error log ends now (an absolute offset: rotation does not move
+        it, activities/local/logfiles.py)."""
         try:
-            return self.node(name).error_log.stat().st_size
+            return logfiles.end_offset(self.node(name).error_log)
         except OSError:
             return 0
 
     def log_since(self, name: str, offset: int) -> str:
-        """The node's error log from byte `offset` (all of it if the file is now shorter)."""
+        """The node's error log from `offset` on, across a rotation (all of the current file
+        if it is now shorter)."""
         try:
-            with open(self.node(name).error_log, "rb") as log:
-                size = log.seek(0, 2)
-                log.seek(offset if offset <= size else 0)
-                return log.read().decode(errors="replace")
+            return logfiles.read_since(self.node(name).error_log, offset)
         except OSError:
             return ""
 

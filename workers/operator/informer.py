@@ -17,8 +17,9 @@ import structlog
 from kubernetes.aio.client import CustomObjectsApi
 from kubernetes.aio.watch import Watch
 
-from activities.kubernetes.client import ApiClient, ApiException, as_object
+from activities.kubernetes.client import PLURALS, ApiClient, ApiException, as_object
 from api.crd import GROUP, VERSION
+from workers.operator import metrics
 
 log = structlog.get_logger()
 
@@ -51,6 +52,7 @@ class Informer:
         self.version: str | None = None  # where the watch goes on from; None: list first
         self.lists = 0  # how many times the whole collection was read
         self.synced = asyncio.Event()  # set once the first list was handled
+        self.kind = next((k for k, p in PLURALS.items() if p == plural), plural)
 
     def _call(self) -> tuple[Callable[..., Awaitable[object]], tuple[str, ...]]:
         if self.namespace is None:
@@ -79,8 +81,10 @@ class Informer:
 
     async def relist(self) -> str:
         func, args = self._call()
+        metrics.SYNCED.labels(self.kind).set(0)
         listing = as_object(await func(*args))
         self.lists += 1
+        metrics.RELISTS.labels(self.kind).inc()
         current = {key(obj): obj for obj in listing.get("items", [])}
         for name, obj in list(self.known.items()):
             if name not in current:
@@ -90,6 +94,7 @@ class Informer:
         for obj in current.values():
             await self._handle(obj, listed=True)
         self.synced.set()
+        metrics.SYNCED.labels(self.kind).set(1)
         version: str = listing.get("metadata", {}).get("resourceVersion", "")
         return version
 
@@ -128,6 +133,7 @@ class Informer:
         kind, obj = event.get("type"), event.get("raw_object") or {}
         if kind == "BOOKMARK":
             return
+        metrics.EVENTS.labels(self.kind, str(kind)).inc()
         if kind == "DELETED":
             if self.known.pop(key(obj), None) is not None:
                 await self.gone(obj)
@@ -141,4 +147,7 @@ class Informer:
         except asyncio.CancelledError:
             raise
         except Exception:  # one object's trouble must not stop the others: the resync retries
+            metrics.RECONCILES.labels(self.kind, "error").inc()
             log.exception("handling failed", plural=self.plural, object=key(obj))
+        else:
+            metrics.RECONCILES.labels(self.kind, "ok").inc()

@@ -17,7 +17,7 @@ import structlog
 from temporalio.client import Client
 
 from activities.kubernetes.client import PLURALS, ApiClient, api_client
-from workers import logs, temporal
+from workers import logs, metrics, temporal
 from workers.errors import UsageError
 from workers.operator.informer import Informer
 from workers.operator.reconcile import Reconciler
@@ -87,7 +87,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
     parser.add_argument(
         "--task-queue", default=os.environ.get("MYSQLOPS_TASK_QUEUE", temporal.TASK_QUEUE)
     )
+    metrics.address_flags(parser, metrics.WATCHER)
     args = parser.parse_args(argv)
+    try:
+        metrics.split_address(args.metrics_address)
+    except UsageError as error:
+        parser.error(str(error))
     if args.resync_seconds < 1:
         parser.error(f"--resync-seconds must be at least 1, got {args.resync_seconds}")
     settings = Settings(args.kubeconfig, args.namespace, args.resync_seconds, args.task_queue)
@@ -99,12 +104,16 @@ async def serve(settings: Settings, args: argparse.Namespace) -> None:
     client = await connection.connect()
     kube = await api_client(settings.kubeconfig)
     operator = Operator(client, kube, settings)
+    endpoint = metrics.serve(args.metrics_address)
     runner = asyncio.create_task(operator.run())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runner.cancel)
     log.info(
-        "operator started", namespace=settings.namespace or "(all)", temporal=connection.address
+        "operator started",
+        namespace=settings.namespace or "(all)",
+        temporal=connection.address,
+        metrics=endpoint.address if endpoint else None,
     )
     try:
         await runner
@@ -112,6 +121,8 @@ async def serve(settings: Settings, args: argparse.Namespace) -> None:
         pass
     finally:
         await kube.close()  # type: ignore[no-untyped-call]
+        if endpoint is not None:
+            endpoint.close()
     log.info("operator stopped")
 
 
