@@ -165,6 +165,21 @@ class CensusCollector(Collector):
         took.add_metric([], self.duration)
         yield took
 
+    def update(self, census: Census) -> None:
+        """The new census; a cluster that did not answer this time keeps its last values (its
+        alerts hold), where a deleted one, no longer listed, vanishes."""
+        earlier = {s.workflow_id: s for s in self.census.statuses}
+        for missed in census.missed:
+            if missed in earlier:
+                census.statuses.append(earlier[missed])
+                if missed in self.census.schedules:
+                    census.schedules[missed] = self.census.schedules[missed]
+        census.statuses.sort(key=lambda s: s.workflow_id)
+        self.census = census
+        self.errors += len(census.missed)
+        if census.missed:
+            log.warning("clusters did not answer the census", missed=census.missed)
+
     async def run(self, client: Client, every: float = CENSUS_EVERY) -> None:
         while True:
             started = time.monotonic()
@@ -174,10 +189,7 @@ class CensusCollector(Collector):
                 log.warning("census failed", error=str(error)[:200])
                 self.errors += 1
             else:
-                self.census = census
-                self.errors += len(census.missed)
-                if census.missed:
-                    log.warning("clusters did not answer the census", missed=census.missed)
+                self.update(census)
             self.duration = time.monotonic() - started
             self.taken.set()
             await asyncio.sleep(max(0.0, every - self.duration))

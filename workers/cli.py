@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import importlib
 import json
+import math
 import os
 import signal
 import sys
@@ -36,7 +37,7 @@ from api.messages import (
 )
 from api.remediation import ForceActionRequest, ForcedAction, Outcome, ResumeRequest
 from api.states import BackupPhase, Phase
-from workers import logs, show, stack
+from workers import logs, show, stack, top
 from workers.backup_client import (
     finished_backup,
     finished_restore,
@@ -95,7 +96,7 @@ async def crd_command(args: argparse.Namespace) -> int:
 
 
 async def up_command(args: argparse.Namespace) -> int:
-    return await stack.up(Path(args.file), args.timeout, connection(args))
+    return await stack.up(Path(args.file), args.timeout, connection(args), args.prometheus)
 
 
 async def down_command(args: argparse.Namespace) -> int:
@@ -103,6 +104,12 @@ async def down_command(args: argparse.Namespace) -> int:
 
 
 async def status_command(args: argparse.Namespace) -> int:
+    if args.watch:
+        if args.json:
+            raise UsageError("status --watch draws a live view: it has no --json")
+        return await watch_command(args)
+    if args.name is None:
+        raise UsageError("status needs a cluster name (or --watch: every cluster, live)")
     cluster = await cluster_of(args)
     current = await with_progress(cluster, await cluster.status())
     if args.json:
@@ -110,6 +117,20 @@ async def status_command(args: argparse.Namespace) -> int:
     else:
         show.status(current)
     return 0
+
+
+async def top_command(args: argparse.Namespace) -> int:
+    return await top.run(await connect(args), args.interval, args.once)
+
+
+async def watch_command(args: argparse.Namespace) -> int:
+    """status --watch: every cluster as `top` does, or the one named."""
+    client = await connect(args)
+    if args.name is None:
+        return await top.run(client, args.interval, once=False)
+    await ClusterClient.attach(client, args.namespace, args.name)  # not running: exit 2
+    ref = ClusterRef(namespace=args.namespace, name=args.name)
+    return await top.run(client, args.interval, once=False, cluster=ref)
 
 
 async def connect_command(args: argparse.Namespace) -> int:
@@ -339,6 +360,17 @@ def duration(text: str) -> str:
         raise argparse.ArgumentTypeError(error.errors()[0]["msg"]) from None
 
 
+def positive_seconds(text: str) -> float:
+    """A number of seconds more than 0 ('2', '0.5')."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text!r}")
+    return seconds
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="mysqlops", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -363,9 +395,19 @@ def parser() -> argparse.ArgumentParser:
     apply.add_argument("-f", "--file", required=True)
     apply.add_argument("--wait", action="store_true", help="until every cluster is Green")
     apply.add_argument("--timeout", type=float, default=600)
-    named("status", status_command, "show a cluster's status").add_argument(
-        "--json", action="store_true"
+    status = command("status", status_command, "show a cluster's status (--watch: live)")
+    status.add_argument("name", nargs="?", help="cluster name (with --watch: default every one)")
+    status.add_argument("-n", "--namespace", default="default")
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--watch", action="store_true", help="redraw it in place, as top does")
+    status.add_argument(
+        "--interval", type=positive_seconds, default=2.0, metavar="SECONDS", help="with --watch"
     )
+    live = command("top", top_command, "every cluster, live: states, tasks, repairs, backups")
+    live.add_argument(
+        "--interval", type=positive_seconds, default=2.0, metavar="SECONDS", help="default 2"
+    )
+    live.add_argument("--once", action="store_true", help="print one snapshot and exit")
     named(
         "connect", connect_command, "a mariadb command line for the cluster's writer endpoint"
     ).add_argument("--json", action="store_true")
@@ -429,6 +471,13 @@ def parser() -> argparse.ArgumentParser:
     up = command("up", up_command, "start the local stack and the demo cluster")
     up.add_argument("-f", "--file", default="examples/demo-cluster.yaml")
     up.add_argument("--timeout", type=float, default=300)
+    up.add_argument(
+        "--prometheus",
+        action="store_true",
+        default=os.environ.get("MYSQLOPS_PROMETHEUS", "") not in ("", "0"),
+        help="also a Prometheus scraping the stack, with the alert rules "
+        f"({stack.PROMETHEUS_ADDRESS}; MYSQLOPS_PROMETHEUS=1)",
+    )
     command("down", down_command, "stop the local stack (data kept)")
     for name, (_, text) in SERVICES.items():
         sub.add_parser(name, help=text, add_help=False)  # dispatched by main before parsing

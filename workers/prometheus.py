@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from activities.local.scrape import JOBS, targets_dir
+from activities.local.scrape import AGENT_JOB, JOBS, targets_dir
 
 BINARY = "prometheus"
 PROJECT = Path(__file__).resolve().parents[1]
@@ -32,6 +32,8 @@ def config(home: Path, rules: Path = RULES) -> dict[str, Any]:
         "scrape_configs": [
             {
                 "job_name": job,
+                # The agents label their series with their cluster and node themselves.
+                "honor_labels": job == AGENT_JOB,
                 "file_sd_configs": [
                     {"files": [str(targets_dir(home) / job / "*.json")], "refresh_interval": "5s"}
                 ],

@@ -277,7 +277,7 @@ def test_crds_are_shipped() -> None:
         ({"workers": {"replica": 3}}, "replica"),
         ({"image": {"pullPolicy": "Sometimes"}}, "image/pullPolicy"),
         ({"metrics": {"serviceMonitor": {"enabled": "yes"}}}, "metrics/serviceMonitor/enabled"),
-        ({"metrics": {"port": 70000}}, "metrics/port"),
+        ({"metrics": {"ports": {"worker": 70000}}}, "metrics/ports/worker"),
         ({"temporal": {"address": "temporal-frontend"}}, "temporal/address"),
         ({"watchNamespace": "Not_A_Namespace"}, "watchNamespace"),
         ({"logLevel": "LOUD"}, "logLevel"),
@@ -343,12 +343,13 @@ def test_service_monitor(custom_manifests: list[dict[str, Any]]) -> None:
         "operator",
         "worker",
     }
-    for endpoint in spec["endpoints"]:
-        assert set(endpoint) <= {"port", "path", "interval", "scrapeTimeout", "scheme"}
-        assert endpoint["port"] == "metrics"
+    allowed = {"port", "path", "interval", "scrapeTimeout", "scheme", "relabelings"}
+    for endpoint in spec["endpoints"]:  # ports and job names: tests/chart/test_monitoring.py
+        assert set(endpoint) <= allowed
+        assert endpoint["port"] in ("metrics", "sdk-metrics")
         assert re.fullmatch(r"([0-9]+(ms|s|m|h))+", endpoint["interval"])
-        for service in services:
-            assert "metrics" in [port["name"] for port in service["spec"]["ports"]]
+    for service in services:
+        assert "metrics" in [port["name"] for port in service["spec"]["ports"]]
 
 
 def test_prometheus_rule(custom_manifests: list[dict[str, Any]]) -> None:
@@ -367,9 +368,9 @@ def test_prometheus_rule(custom_manifests: list[dict[str, Any]]) -> None:
             for mapping in (item.get("labels", {}), item.get("annotations", {})):
                 assert all(isinstance(v, str) for v in mapping.values()), mapping
             alerts[item["alert"]] = item
-    worker_service = by_component(custom_manifests, "Service")["worker"]["metadata"]["name"]
+    # The job names the ServiceMonitor gives (tests/chart/test_monitoring.py checks they agree).
     expr = alerts["MySQLOpsWorkerDown"]["expr"]
-    assert f'job="{worker_service}"' in expr and expr.rstrip().endswith("== 0"), expr
+    assert "mysqlops-worker" in expr and expr.rstrip().endswith("== 0"), expr
 
 
 def test_grafana_dashboard(custom_manifests: list[dict[str, Any]]) -> None:
@@ -560,7 +561,10 @@ def test_network_policy(custom_manifests: list[dict[str, Any]]) -> None:
         pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert selects(spec["podSelector"], pod_labels), deployment["metadata"]["name"]
     [ingress] = spec["ingress"]
-    assert ingress["ports"] == [{"protocol": "TCP", "port": 9090}]
+    assert ingress["ports"] == [  # the metrics ports, by name
+        {"protocol": "TCP", "port": "metrics"},
+        {"protocol": "TCP", "port": "sdk-metrics"},
+    ]
     assert [set(peer) for peer in ingress["from"]] == [{"namespaceSelector"}]
     egress_ports = {
         (port["protocol"], port["port"]) for rule in spec["egress"] for port in rule["ports"]

@@ -131,9 +131,17 @@ def test_backup_gauges_come_from_the_newest_success_and_a_running_schedule() -> 
     assert _get(_series(paused), "mysqlops_backup_schedule_interval_seconds") is None
 
 
-def test_a_cluster_gone_from_the_census_leaves_no_series() -> None:
+def _clusters(collector: CensusCollector) -> set[str]:
+    return {s.labels["cluster"] for f in collector.collect() for s in f.samples if s.labels}
+
+
+def test_a_cluster_gone_leaves_no_series_one_that_did_not_answer_keeps_its_last() -> None:
     collector = CensusCollector()
-    collector.census = Census(statuses=[_status()])
-    assert any(s.labels.get("cluster") == "db" for f in collector.collect() for s in f.samples)
-    collector.census = Census()
-    assert not any(s.labels.get("cluster") == "db" for f in collector.collect() for s in f.samples)
+    collector.update(Census(statuses=[_status()]))
+    assert _clusters(collector) == {"db"}
+    collector.update(Census(missed=["mysqlcluster/prod/db"]))  # listed, but no answer
+    assert _clusters(collector) == {"db"}
+    errors = [s.value for f in collector.collect() for s in f.samples if "errors" in s.name]
+    assert errors == [1]
+    collector.update(Census())  # no longer listed: deleted
+    assert _clusters(collector) == set()

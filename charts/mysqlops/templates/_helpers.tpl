@@ -105,8 +105,6 @@ material only ever as paths of mounted files. */}}
   value: {{ .Values.temporal.taskQueue | quote }}
 - name: MYSQLOPS_LOG_LEVEL
   value: {{ .Values.logLevel | quote }}
-- name: MYSQLOPS_METRICS_PORT
-  value: {{ .Values.metrics.port | quote }}
 - name: POD_NAME
   valueFrom:
     fieldRef:
