@@ -268,6 +268,7 @@ class ClusterStatus(Record):
     endpoints: Endpoints | None = None
     reports_queued: int = 0
     reports_dropped: int = 0
+    counters: dict[str, int] = Field(default_factory=dict)  # api/counters.py
     observed_generation: int | None = None
     message: str = ""
     outcomes: list[TaskOutcome] = Field(default_factory=list)  # the latest ended tasks

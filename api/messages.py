@@ -147,6 +147,7 @@ class ClusterMemory(Record):
     restored_names: list[str] = Field(default_factory=list)  # every MySQLRestore carried out
     published: ClusterResourceStatus | None = None  # last written to the Kubernetes object
     published_at: datetime | None = None
+    counters: dict[str, int] = Field(default_factory=dict)  # api/counters.py: keys, meaning
 
 
 class ClusterWorkflowInput(ApiModel):

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from temporalio.client import Client
 
 from api.cluster import ClusterStatus
+from api.counters import COUNTERS, parse_counter_key
 from api.states import BackupPhase, ClusterState, NodeState, Phase, TaskKind
 from workers.clusters import Census, cluster_of, take_census
 
@@ -123,6 +124,7 @@ def families(census: Census) -> list[Metric]:
             if schedule.created_at is not None:
                 scheduled.add_metric(ids, _seconds(schedule.created_at))
     return [
+        *_counters(census),
         state,
         phase,
         changed,
@@ -140,6 +142,28 @@ def families(census: Census) -> list[Metric]:
         interval,
         scheduled,
     ]
+
+
+def _counters(census: Census) -> list[Metric]:
+    """The counters each workflow keeps in its memory (api/counters.py), and its dropped
+    reports."""
+    found = {
+        name: CounterMetricFamily(f"mysqlops_{name}", text, labels=[*IDS, *labels])
+        for name, (text, labels) in COUNTERS.items()
+    }
+    dropped = CounterMetricFamily(
+        "mysqlops_agent_reports_dropped",
+        "Reports dropped by the bounded queue (evidence lost)",
+        labels=IDS,
+    )
+    for status in census.statuses:
+        ids = list(cluster_of(status.workflow_id))
+        for key, value in status.counters.items():
+            name, labels = parse_counter_key(key)
+            if name in found:  # a counter a newer worker added is left to that worker
+                found[name].add_metric([*ids, *(labels[n] for n in COUNTERS[name][1])], value)
+        dropped.add_metric(ids, status.reports_dropped)
+    return [*found.values(), dropped]
 
 
 class CensusCollector(Collector):

@@ -96,14 +96,14 @@ def state_code(metric: str, by: str, states: Sequence[str]) -> str:
 
 
 def events(metric: str, by: str, window: str, *matchers: str) -> str:
-    """How many times the counter `metric` went up in `window`, summed over workers by `by`.
+    """How many times the census counter `metric` went up in `window`, by `by`; every worker
+    exports the same value, hence the max.
 
-    Counters recorded by workflow code appear with their first increment: `increase()` alone
-    would miss it (a series needs two samples), so a series that did not exist `window` ago
-    counts in full."""
+    A labelled counter appears with its first increment: `increase()` alone would miss it (a
+    series needs two samples), so a series that did not exist `window` ago counts in full."""
     series = selector(metric, *matchers)
     return (
-        f"sum by ({by}) (\n  ({series} unless {series} offset {window})\n"
+        f"max by ({by}) (\n  ({series} unless {series} offset {window})\n"
         f"  or increase({series}[{window}])\n)"
     )
 

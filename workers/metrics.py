@@ -20,9 +20,6 @@ WORKER = "127.0.0.1:9464"
 WORKER_SDK = "127.0.0.1:9463"
 WATCHER = "127.0.0.1:9465"
 
-# Buckets for the SDK histograms workflow code records (names before the unit suffix).
-SDK_BUCKETS = {"mysqlops_backup_duration": [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200]}
-
 
 def split_address(text: str) -> tuple[str, int] | None:
     """`host:port` -> (host, port); "" or a missing port -> None: the endpoint is off."""
@@ -105,7 +102,6 @@ def sdk_runtime(address: str) -> Runtime | None:
         counters_total_suffix=True,
         unit_suffix=True,
         durations_as_seconds=True,
-        histogram_bucket_overrides=SDK_BUCKETS,
     )
     try:
         return Runtime(telemetry=TelemetryConfig(metrics=config))

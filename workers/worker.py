@@ -40,7 +40,6 @@ from workers import logs, metrics, temporal
 from workers.census import CENSUS_EVERY, CensusCollector
 from workers.errors import UsageError
 from workers.log_context import LogContext
-from workflows import meters
 from workflows.backup_trigger import BackupTriggerWorkflow
 from workflows.cluster import ClusterWorkflow
 
@@ -258,10 +257,7 @@ def _raise_open_files_limit() -> None:
 
 
 async def serve(settings: Settings) -> None:
-    sdk = metrics.sdk_runtime(settings.sdk_metrics_address)
-    if sdk is not None:
-        meters.declare(sdk.metric_meter)
-    client = await temporal.connect(sdk)
+    client = await temporal.connect(metrics.sdk_runtime(settings.sdk_metrics_address))
     census = CensusCollector()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -49,7 +49,7 @@ with workflow.unsafe.imports_passed_through():
     from api.layout import ClusterLayout
     from api.messages import CommandResult, NodeMemory, QueuedTask
     from api.states import BackupPhase, NodeState, Phase, TaskKind
-    from workflows import lifecycle, meters
+    from workflows import lifecycle
     from workflows.context import Context
     from workflows.errors import TaskFailed
 
@@ -107,8 +107,6 @@ async def backup(ctx: Context, task: QueuedTask) -> None:
         keep_for = task.backup.keep_for if task.backup else None
         manifest = await _take_backup(ctx, layout, node, record, keep_for)
     record.phase = BackupPhase.SUCCEEDED
-    if record.finished_at is not None and record.started_at is not None:
-        meters.backup_took(ctx.meta, record.finished_at - record.started_at)
     record.size_bytes = manifest.stored_bytes
     record.streamed_bytes = manifest.streamed_bytes
     record.position = manifest.position

@@ -54,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
     from api.states import NodeState, Phase, TaskKind
     from galera.faults import next_deadline
     from galera.forcing import refusal
-    from workflows import backups, converge, lifecycle, meters, publish, repairs
+    from workflows import backups, converge, counters, lifecycle, publish, repairs
     from workflows.context import Context
     from workflows.decide import Evidence, Pause, Repair, Wait, decide
     from workflows.errors import failure
@@ -264,17 +264,12 @@ class ClusterWorkflow:
         drained in order as soon as the workflow runs."""
         memory = self.ctx.memory
         memory.reports.append(report)
-        meters.count(self.ctx.meta, "agent_reports_received")
+        counters.count(self.ctx.memory, "agent_reports_received")
         capacity = min(self.ctx.spec.health.report_queue_capacity, REPORTS_KEPT)
         if len(memory.reports) > capacity:
             dropped = len(memory.reports) - capacity
             del memory.reports[:dropped]
             memory.reports_dropped += dropped
-            meters.count(
-                self.ctx.meta,
-                "agent_reports_dropped",
-                amount=dropped,
-            )
         if not workflow.patched("report-queue"):
             self.ctx.merge_report(report, ordered_by_arrival=False)  # as recorded before
 
@@ -482,6 +477,7 @@ class ClusterWorkflow:
             else None,
             reports_queued=len(memory.reports),
             reports_dropped=memory.reports_dropped,
+            counters=dict(memory.counters),
             observed_generation=memory.observed_generation,
             message=memory.message,
             outcomes=list(memory.outcomes),
@@ -495,11 +491,11 @@ class ClusterWorkflow:
 
 
 def _count_task(ctx: Context, kind: TaskKind, outcome: Outcome) -> None:
-    meters.count(ctx.meta, "tasks", kind=kind.value, outcome=outcome.value)
+    counters.count(ctx.memory, "tasks", kind=kind.value, outcome=outcome.value)
     if kind is TaskKind.BACKUP:
-        meters.count(ctx.meta, "backups", outcome=outcome.value)
+        counters.count(ctx.memory, "backups", outcome=outcome.value)
     elif kind is TaskKind.RESTORE:
-        meters.count(ctx.meta, "restores", outcome=outcome.value)
+        counters.count(ctx.memory, "restores", outcome=outcome.value)
 
 
 def _task_info(task: QueuedTask) -> TaskInfo:

@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from api.resource_status import Unwatched
     from api.states import ClusterState, NodeState, Phase, TaskKind
     from galera.diagnosis import cluster_state, serves
-    from workflows import meters
+    from workflows import counters
     from workflows.errors import TaskFailed
     from workflows.phases import may_move
     from workflows.search import CLUSTER_STATE, MANUAL_INTERVENTION
@@ -161,7 +161,7 @@ class Context:
         if (memory := self.node(node)) is not None:
             memory.last_join = join
         self.transition(node, "joining", f"joined by {join.method.value}", join.detail)
-        meters.count(self.meta, "joins", node=node, method=join.method.value)
+        counters.count(self.memory, "joins", node=node, method=join.method.value)
         return join
 
     async def survey(self, layout: ClusterLayout) -> None:

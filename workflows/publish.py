@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
         RestoreResourceStatus,
     )
     from api.states import BackupPhase, ClusterState, NodeState, Phase, TaskKind
-    from workflows import meters
+    from workflows import counters
     from workflows.context import Context
 
 PUBLISH_EVERY = timedelta(seconds=5)
@@ -350,9 +350,9 @@ async def publish_changes(ctx: Context, snapshot: Callable[[], ClusterStatus]) -
         request = publish_request(ctx, snapshot(), memory.published_at)
         since = memory.published_at
         changes = sum(1 for t in memory.transitions if since is None or t.at > since)
-        meters.count(ctx.meta, "status_publishes")
-        meters.count(
-            ctx.meta,
+        counters.count(ctx.memory, "status_publishes")
+        counters.count(
+            ctx.memory,
             "status_changes_coalesced",
             amount=changes - 1,
         )

@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from galera.faults import Fault
     from galera.forcing import refusal
     from galera.position import GaleraPosition, NodePosition
-    from workflows import meters
+    from workflows import counters
     from workflows.context import Context
     from workflows.decide import PLAYBOOKS, Pause, Repair, attempt_key
     from workflows.errors import Refused, TaskFailed, failure
@@ -106,8 +106,8 @@ def pause(ctx: Context, decision: Pause) -> None:
         since=workflow.now(), fault=fault.fault, reason=decision.reason, evidence=fault.evidence
     )
     ctx.transition("cluster", "automatic", "ManualIntervention", decision.reason)
-    meters.count(
-        ctx.meta,
+    counters.count(
+        ctx.memory,
         "manual_interventions",
         fault=fault.fault.value,
     )
@@ -179,7 +179,7 @@ async def _carry_out(ctx: Context, record: RemediationRecord, action: Action, st
     reason = f"{record.id} {action.value} {', '.join(record.nodes)}"
     ctx.transition("cluster", record.fault.value, "repairing", reason)
     fault = record.fault.value
-    meters.count(ctx.meta, "remediations_started", fault=fault)
+    counters.count(ctx.memory, "remediations_started", fault=fault)
     try:
         for node, step in steps:
             entry = ActionRecord(action=action, node=node, started_at=workflow.now())
@@ -201,8 +201,8 @@ async def _carry_out(ctx: Context, record: RemediationRecord, action: Action, st
     finally:
         record.ended_at = workflow.now()
         ctx.transition("cluster", "repairing", record.outcome.value, reason)
-        meters.count(
-            ctx.meta,
+        counters.count(
+            ctx.memory,
             "remediations_ended",
             fault=fault,
             outcome=record.outcome.value,
