@@ -55,6 +55,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -62,6 +63,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+from prometheus_client.parser import text_string_to_metric_families
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflow.v1 import PendingActivityInfo
@@ -720,10 +722,13 @@ async def _run(
     server_pids = children_with("start-dev")
     server = server_pids[0] if server_pids else None
     stack.shared = share(runtime, home)
+    metrics_base = random.Random().randrange(30000, 32700, 10)  # below the ephemeral ports
     env = {
         **os.environ,
         "TEMPORAL_ADDRESS": client.service_client.config.target_host,
         **stack.shared.env,
+        "MYSQLOPS_METRICS_ADDRESS": "" if args.no_census else f"127.0.0.1:{metrics_base}",
+        "MYSQLOPS_SDK_METRICS_ADDRESS": f"127.0.0.1:{metrics_base + 1}",
     }
     worker_a = WorkerProcess.start("a", home, env)
     stack.workers.append(worker_a)
@@ -834,6 +839,8 @@ async def _run(
     summary.figure("this process (scripted runtime), idle", percent(bench_cpu))
     summary.figure("dev server, idle", percent(server_cpu) if server else "pid not found")
     summary.figure("everything else on the machine, idle", percent(max(0.0, rest)))
+    if not args.no_census:
+        summary.figure("census of worker A (every 10 s)", census_figure(env))
     after_idle = await statuses(client, names)
     still = sum(1 for s in after_idle.values() if s and green_and_idle(s))
     unwatched = sum(1 for s in after_idle.values() if s and s.unwatched)
@@ -970,6 +977,22 @@ async def main(args: argparse.Namespace) -> int:
     return 0 if not summary.failed else 1
 
 
+def census_figure(env: dict[str, str]) -> str:
+    """How long worker A's last census of every cluster took, from its metrics."""
+    address = env["MYSQLOPS_METRICS_ADDRESS"]
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as answer:
+        samples = {
+            s.name: s.value
+            for family in text_string_to_metric_families(answer.read().decode())
+            for s in family.samples
+        }
+    return (
+        f"{samples.get('mysqlops_census_clusters', 0):.0f} clusters in "
+        f"{samples.get('mysqlops_census_duration_seconds', 0):.2f} s, "
+        f"{samples.get('mysqlops_census_errors_total', 0):.0f} missed"
+    )
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clusters", type=int, default=500, help="clusters in all (at least 2)")
@@ -980,6 +1003,11 @@ def parse_args() -> argparse.Namespace:
         "--concurrency", type=int, default=50, help="clusters being created at once"
     )
     parser.add_argument("--keep-logs", type=Path, help="copy the workers' logs here at the end")
+    parser.add_argument(
+        "--no-census",
+        action="store_true",
+        help="workers without their metrics endpoint, hence without the census (its cost)",
+    )
     args = parser.parse_args()
     if args.crashes < 1 or args.concurrency < 1:
         parser.error("--crashes and --concurrency must be at least 1")

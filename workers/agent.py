@@ -50,7 +50,6 @@ from galera.diagnosis import node_state, serves
 from galera.position import start_arguments
 from workers import logs, metrics
 from workers.agent_metrics import AgentMetrics
-from workers.errors import UsageError
 
 PROBE_INTERVAL = 0.25  # seconds: how soon a node that stops serving leaves HAProxy
 log = structlog.get_logger()
@@ -360,10 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     pid_file.write_text(str(os.getpid()))
     structlog.contextvars.bind_contextvars(node=config.node)
     if config.metrics_port is not None:
-        try:
-            metrics.serve(f"{config.host}:{config.metrics_port}")
-        except UsageError as error:  # the node matters more than its metrics
-            log.warning("metrics not served", error=str(error))
+        metrics.serve(f"{config.host}:{config.metrics_port}")
     return asyncio.run(supervise(config, NodePaths(args.node_dir), args.bootstrap))
 
 

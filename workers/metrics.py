@@ -11,10 +11,13 @@ import threading
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
+import structlog
 from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from workers.errors import UsageError
+
+log = structlog.get_logger()
 
 WORKER = "127.0.0.1:9464"
 WORKER_SDK = "127.0.0.1:9463"
@@ -78,7 +81,8 @@ class Endpoint:
 
 
 def serve(address: str, registry: CollectorRegistry = REGISTRY) -> Endpoint | None:
-    """Serve `registry` on `address` (None when the address turns it off)."""
+    """Serve `registry` on `address`; None when the address turns it off, or when the port is
+    taken (said in the log: a worker or an agent matters more than its metrics)."""
     parsed = split_address(address)
     if parsed is None:
         return None
@@ -86,7 +90,8 @@ def serve(address: str, registry: CollectorRegistry = REGISTRY) -> Endpoint | No
     try:
         server, thread = start_http_server(port, addr=host, registry=registry)
     except OSError as error:
-        raise UsageError(f"cannot serve metrics on {address}: {error.strerror}") from None
+        log.error("metrics not served", address=address, error=error.strerror)
+        return None
     return Endpoint(server, thread)
 
 
@@ -106,4 +111,5 @@ def sdk_runtime(address: str) -> Runtime | None:
     try:
         return Runtime(telemetry=TelemetryConfig(metrics=config))
     except Exception as error:  # the core's "Address already in use"
-        raise UsageError(f"cannot serve Temporal SDK metrics on {address}: {error}") from None
+        log.error("Temporal SDK metrics not served", address=address, error=str(error)[:200])
+        return None

@@ -274,13 +274,13 @@ async def serve(settings: Settings) -> None:
         if kubernetes is not None:
             stack.push_async_callback(kubernetes.close)
         await stack.enter_async_context(workers)
-        REGISTRY.register(census)
-        stack.callback(REGISTRY.unregister, census)
         endpoint = metrics.serve(settings.metrics_address)
-        if endpoint is not None:
+        if endpoint is not None:  # the census costs a query per cluster: only when served
             stack.callback(endpoint.close)
-        counting = asyncio.create_task(census.run(client, settings.census_seconds))
-        stack.callback(counting.cancel)
+            REGISTRY.register(census)
+            stack.callback(REGISTRY.unregister, census)
+            counting = asyncio.create_task(census.run(client, settings.census_seconds))
+            stack.callback(counting.cancel)
         log.info(
             "worker started",
             runtime=settings.runtime,

@@ -328,7 +328,6 @@ def test_bad_flags_are_refused(tmp_path: Path, args: list[str], says: str) -> No
 
 
 async def test_top_once_shows_a_created_cluster(temporal_env: WorkflowEnvironment) -> None:
-    started = time.monotonic()
     async with asynccontextmanager(running_harness)(temporal_env) as harness:  # closed on failure
         handle = await harness.start(replicas=3)
         await until(handle, green_and_idle)
@@ -351,7 +350,6 @@ async def test_top_once_shows_a_created_cluster(temporal_env: WorkflowEnvironmen
         assert "1 cluster: 1 Green, 0 Yellow, 0 Red" in only
         assert cells(only, name)["WRITER"] == f"{name}-0"
         await handle.terminate("test over")
-    assert time.monotonic() - started < 20
 
 
 def test_ctrl_c_ends_mysqlops_top_on_a_terminal_with_0(temporal_env: WorkflowEnvironment) -> None:
