@@ -137,7 +137,8 @@ async def test_activity_lines_carry_their_context(
 async def test_the_worker_installs_it_on_both_queues(
     temporal_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
-    workers = Workers(temporal_env.client, LocalRuntime(tmp_path))
+    # A queue of its own: the session's client may already run workers on the default one.
+    workers = Workers(temporal_env.client, LocalRuntime(tmp_path), f"test-{uuid.uuid4().hex[:8]}")
     try:
         for worker in (workers.tasks, workers.watches):
             assert any(isinstance(i, LogContext) for i in worker.config()["interceptors"])
