@@ -840,7 +840,7 @@ async def _run(
     summary.figure("dev server, idle", percent(server_cpu) if server else "pid not found")
     summary.figure("everything else on the machine, idle", percent(max(0.0, rest)))
     if not args.no_census:
-        summary.figure("census of worker A (every 10 s)", census_figure(env))
+        summary.figure("census of worker A, the last", census_figure(env))
     after_idle = await statuses(client, names)
     still = sum(1 for s in after_idle.values() if s and green_and_idle(s))
     unwatched = sum(1 for s in after_idle.values() if s and s.unwatched)
