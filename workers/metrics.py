@@ -38,12 +38,22 @@ def split_address(text: str) -> tuple[str, int] | None:
     return host or "0.0.0.0", number
 
 
+def _address(text: str) -> str:
+    """argparse's check of an address flag (a bad one: exit 2 with the reason)."""
+    try:
+        split_address(text)
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def address_flags(
     parser: argparse.ArgumentParser, default: str, sdk_default: str | None = None
 ) -> None:
     """`--metrics-address` (and the worker's `--sdk-metrics-address`), with their variables."""
     parser.add_argument(
         "--metrics-address",
+        type=_address,
         default=os.environ.get("MYSQLOPS_METRICS_ADDRESS", default),
         metavar="HOST:PORT",
         help=f"Prometheus endpoint (default {default}; MYSQLOPS_METRICS_ADDRESS; port 0: any "
@@ -52,6 +62,7 @@ def address_flags(
     if sdk_default is not None:
         parser.add_argument(
             "--sdk-metrics-address",
+            type=_address,
             default=os.environ.get("MYSQLOPS_SDK_METRICS_ADDRESS", sdk_default),
             metavar="HOST:PORT",
             help=f"the Temporal SDK's Prometheus endpoint (default {sdk_default}; "

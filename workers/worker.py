@@ -38,7 +38,6 @@ from activities.scripted.shared import connect_from_env
 from activities.watch import WATCH_QUEUE_SUFFIX, HealthWatch, WatchLoad, watch_queue
 from workers import logs, metrics, temporal
 from workers.census import CENSUS_EVERY, CensusCollector
-from workers.errors import UsageError
 from workers.log_context import LogContext
 from workflows.backup_trigger import BackupTriggerWorkflow
 from workflows.cluster import ClusterWorkflow
@@ -223,11 +222,6 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     limits = Limits(
         args.max_task_activities, args.max_watches, args.probe_threads, args.max_cached_workflows
     )
-    for address in (args.metrics_address, args.sdk_metrics_address):
-        try:
-            metrics.split_address(address)
-        except UsageError as error:
-            parser.error(str(error))
     return Settings(
         args.runtime,
         args.task_queue,

@@ -89,10 +89,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
     )
     metrics.address_flags(parser, metrics.WATCHER)
     args = parser.parse_args(argv)
-    try:
-        metrics.split_address(args.metrics_address)
-    except UsageError as error:
-        parser.error(str(error))
     if args.resync_seconds < 1:
         parser.error(f"--resync-seconds must be at least 1, got {args.resync_seconds}")
     settings = Settings(args.kubeconfig, args.namespace, args.resync_seconds, args.task_queue)
