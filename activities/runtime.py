@@ -6,16 +6,15 @@ StatefulSet. Workflows never see which one runs: they call activities, activitie
 
 import contextlib
 from collections.abc import Iterable
-from enum import StrEnum
 from pathlib import Path
 from typing import IO, Protocol
 
 from pydantic import Field
 
+from api.agent import ProcessFacts, StopMode
 from api.base import Record
 from api.cluster import MySQLClusterSpec
 from api.layout import ClusterLayout, ClusterRef, NodeLayout
-from api.states import ExitKind
 from galera.log import Join
 from galera.position import GaleraPosition
 
@@ -35,22 +34,6 @@ __all__ = [
 class NodeFailed(Exception):
     """The node itself failed (mariadbd exited at start, stopped while joining): retrying the
     same step at once would not help; the workflow's playbooks decide what comes next."""
-
-
-class StopMode(StrEnum):
-    GRACEFUL = "graceful"  # SIGTERM: InnoDB shuts down cleanly, Galera leaves the group
-    KILL = "kill"  # SIGKILL: what a crash or the OOM killer does
-
-
-class ProcessFacts(Record):
-    """What the runtime knows about a node's mariadbd process without talking SQL to it."""
-
-    alive: bool
-    pid: int | None = None
-    stopped: bool = False  # alive but suspended (SIGSTOP): it cannot answer
-    exit_kind: ExitKind | None = None
-    exit_detail: str | None = None
-    provisioned: bool = True
 
 
 class LoadBalancerView(Record):

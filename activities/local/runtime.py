@@ -18,40 +18,32 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-import pymysql
-
-from activities.local import backup, exporter, haproxy, logfiles, mycnf, scrape
+from activities.agent_client import AgentClient, AgentUnreachable
+from activities.local import backup, exporter, haproxy, mycnf, scrape
 from activities.local.config_check import server_config_errors
 from activities.local.paths import ClusterPaths, NodePaths, ensure_socket_dir, state_home
 from activities.local.ports import SlotPorts, allocate, release
-from activities.local.position import has_data, set_safe_to_bootstrap, stored_position
 from activities.local.process import (
     agent_pid,
     alive,
-    cmdline,
-    exit_kind_from_log,
-    last_run_errors,
     mariadbd_pid,
     read_json,
     read_pid,
     running_pid,
-    suspended,
     write_json,
 )
 from activities.runtime import (
     ClusterLayout,
     ClusterRef,
     LoadBalancerView,
-    NodeFailed,
     NodeLayout,
     ProcessFacts,
     StopMode,
 )
 from activities.users import MONITOR_SECRET, MONITOR_USER
+from api.agent import TOKEN_SECRET, AgentConfig
 from api.cluster import MySQLClusterSpec, cluster_workflow_id
-from api.states import ExitKind
-from galera.diagnosis import NEVER_STARTED
-from galera.log import Join, last_join
+from galera.log import Join
 from galera.position import GaleraPosition
 
 HOST = "127.0.0.1"
@@ -152,6 +144,8 @@ class LocalRuntime:
             "haproxy_socket": str(self._paths(layout.cluster).haproxy_socket),
             "donor_serves": spec.health.serve_from_donor,
             "os_user": getpass.getuser(),
+            "token_file": str(self.secret_path(layout.cluster, TOKEN_SECRET)),
+            "peers": [f"{HOST}:{ports.agent(n.ordinal)}" for n in layout.nodes if n.name != node],
             "cluster_namespace": layout.cluster.namespace,
             "cluster": layout.cluster.name,
             "metrics_port": ports.agent_metrics(ordinal),
@@ -166,31 +160,14 @@ class LocalRuntime:
             )
         else:
             agent["exporter_port"] = None
+        self.ensure_secret(layout.cluster, TOKEN_SECRET)
         write_json(paths.agent_config, agent)
-        # Only the node that will bootstrap gets a system tablespace: joiners receive theirs by
-        # SST. Never initialise over existing data.
-        if bootstrap_candidate and not has_data(paths.data):
-            staging = paths.root / "data.init"
-            shutil.rmtree(staging, ignore_errors=True)  # a half-made init of ours, never data
-            staging.mkdir()
-            result = subprocess.run(
-                [
-                    "mariadb-install-db",
-                    f"--defaults-file={paths.config}",
-                    f"--datadir={staging}",
-                    "--skip-test-db",
-                    "--auth-root-authentication-method=socket",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            if result.returncode != 0:
-                raise RuntimeError(f"mariadb-install-db failed: {result.stderr[-2000:]}")
-            if paths.data.exists():
-                paths.data.rmdir()  # empty by the check above
-            staging.rename(paths.data)
         paths.data.mkdir(exist_ok=True)
+        agent_client = self._agent(layout, node)
+        # Only the node that will bootstrap gets a system tablespace: joiners receive theirs by
+        # SST. The agent never initialises over existing data.
+        if bootstrap_candidate:
+            agent_client.initialize()
 
     def _node_config(self, layout: ClusterLayout, node: str) -> mycnf.NodeConfig:
         paths = self._node_paths(layout, node)
@@ -217,47 +194,30 @@ class LocalRuntime:
         return server_config_errors(mycnf.render(self._node_config(layout, node), spec))
 
     def start_node(self, layout: ClusterLayout, node: str, bootstrap: bool) -> int:
-        """Start the node's agent, which starts mariadbd, and wait for mariadbd to run.
-
-        Never a second agent: when a live agent of this node is already starting its mariadbd
-        (an earlier attempt of this step, still recovering the position), that one is waited
-        for; one whose mariadbd just ended is let finish first."""
-        paths = self._node_paths(layout, node)
-        with _node_lock(paths):
-            if (pid := _mariadbd_pid(paths)) is not None:
-                self._ensure_agent(paths, bootstrap=False)
-                return pid
-            if _agent_pid(paths) is not None and _run_ended(paths):
-                _wait_agent_gone(paths, node)
-            if _agent_pid(paths) is None:
-                if bootstrap:
-                    set_safe_to_bootstrap(paths.grastate)
-                ensure_socket_dir(paths.socket)
-                paths.pid.unlink(missing_ok=True)
-                paths.agent_state.unlink(missing_ok=True)  # the last run's exit is history now
-                self._spawn_agent(paths, bootstrap)
-        return _await_mariadbd(paths, node)
+        return self._agent(layout, node).start(bootstrap)
 
     def last_join(self, layout: ClusterLayout, node: str) -> Join | None:
+        return self._agent(layout, node).last_join()
+
+    def _agent(self, layout: ClusterLayout, node: str) -> AgentClient:
+        """The node's agent, started when it does not run (as a kubelet restarts a container:
+        a restarted agent adopts a running mariadbd and never bootstraps by itself)."""
         paths = self._node_paths(layout, node)
-        state = read_json(paths.agent_state) or {}
-        offset = state.get("log_offset")  # absolute: rotation does not move it
-        try:
-            since = logfiles.read_since(paths.error_log, offset if isinstance(offset, int) else 0)
-        except OSError:
-            return None
-        return last_join(since)
+        config = AgentConfig.load(paths.root)
+        client = AgentClient(
+            f"{config.host}:{config.health_port}", self.read_secret(layout.cluster, TOKEN_SECRET)
+        )
+        with _node_lock(paths):
+            if _agent_pid(paths) is None:
+                self._spawn_agent(paths)
+                _await_agent(client, paths, node)
+        return client
 
-    def _ensure_agent(self, paths: NodePaths, bootstrap: bool) -> None:
-        if _agent_pid(paths) is None:
-            self._spawn_agent(paths, bootstrap)
-
-    def _spawn_agent(self, paths: NodePaths, bootstrap: bool) -> None:
+    def _spawn_agent(self, paths: NodePaths) -> None:
         paths.agent_pid.unlink(missing_ok=True)
         with open(paths.agent_log, "ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "workers.agent", str(paths.root)]
-                + (["--bootstrap"] if bootstrap else []),
+                [sys.executable, "-m", "workers.agent", str(paths.root)],
                 stdout=log,
                 stderr=log,
                 stdin=subprocess.DEVNULL,
@@ -268,86 +228,26 @@ class LocalRuntime:
 
     def stop_node(self, layout: ClusterLayout, node: str, mode: StopMode, timeout: float) -> None:
         paths = self._node_paths(layout, node)
-        pid = _mariadbd_pid(paths)
-        if pid is not None:
-            if mode is StopMode.KILL:
-                os.kill(pid, signal.SIGKILL)
-            else:
-                os.kill(pid, signal.SIGCONT)  # a suspended process cannot shut down
-                os.kill(pid, signal.SIGTERM)
-            if not _wait_gone(pid, timeout):
-                raise TimeoutError(f"mariadbd on {node} (pid {pid}) still runs after {timeout} s")
-        agent = _agent_pid(paths)
-        if agent is not None and not _wait_gone(agent, 10):
-            os.kill(agent, signal.SIGTERM)
+        if not paths.agent_config.exists():
+            return  # never provisioned: nothing runs
+        if _agent_pid(paths) is None and _mariadbd_pid(paths) is None:
+            return  # nothing runs; no agent started only to say so
+        self._agent(layout, node).stop(mode, timeout)
 
     def process_facts(self, layout: ClusterLayout, node: str) -> ProcessFacts:
         paths = self._node_paths(layout, node)
-        if not paths.config.exists():
+        if not paths.config.exists() or not paths.agent_config.exists():
             return ProcessFacts(alive=False, provisioned=False)
-        pid = _mariadbd_pid(paths)
-        if pid is not None:
-            return ProcessFacts(alive=True, pid=pid, stopped=suspended(pid))
-        state = read_json(paths.agent_state) or {}
-        # The latest attempt to run it speaks: its last start, or a later recovery run.
-        logs = [log for log in (paths.error_log, paths.recover_log) if log.exists()]
-        latest = max(logs, key=lambda log: log.stat().st_mtime, default=paths.error_log)
-        errors = last_run_errors(latest)
-        hint = f"; errors: {errors}" if errors else ""
-        if state.get("running") is False and state.get("exit_kind"):
-            return ProcessFacts(
-                alive=False,
-                exit_kind=ExitKind(str(state["exit_kind"])),
-                exit_detail=f"{state.get('exit_detail')}{hint}",
-            )
-        if state.get("running") and _agent_pid(paths):
-            return ProcessFacts(alive=False)  # its agent is recording how it ended
-        if not paths.error_log.exists():
-            return ProcessFacts(alive=False, exit_detail=NEVER_STARTED)
-        judged = exit_kind_from_log(paths.error_log) or (
-            ExitKind.UNCLEAN,
-            "exit not recorded and no clean shutdown in the error log",
-        )
-        return ProcessFacts(alive=False, exit_kind=judged[0], exit_detail=judged[1] + hint)
+        return self._agent(layout, node).status().facts
 
     def galera_position(self, layout: ClusterLayout, node: str) -> GaleraPosition:
-        paths = self._node_paths(layout, node)
-        if _mariadbd_pid(paths) is not None:
-            raise RuntimeError(f"{node} is running: its position can only be read when stopped")
-        ensure_socket_dir(paths.socket)  # a recovery (--wsrep-recover) binds it
-        return stored_position(paths)
+        return self._agent(layout, node).position()
 
     def admin_sql(self, layout: ClusterLayout, node: str, statements: list[str]) -> None:
-        paths = self._node_paths(layout, node)
-        # Autocommit: these are SET GLOBAL and account statements. A COMMIT after
-        # `pc.bootstrap=YES` would reach a node not yet ready for SQL (1047) and fail the step.
-        conn = pymysql.connect(
-            unix_socket=str(paths.socket),
-            user=getpass.getuser(),
-            connect_timeout=5,
-            autocommit=True,
-        )
-        try:
-            with conn.cursor() as cursor:
-                for statement in statements:
-                    cursor.execute(statement)
-        finally:
-            conn.close()
+        self._agent(layout, node).sql(statements)
 
     def set_aside_data(self, layout: ClusterLayout, node: str) -> str:
-        paths = self._node_paths(layout, node)
-        if _mariadbd_pid(paths) is not None:
-            raise RuntimeError(f"{node} still runs; stop it before moving its data")
-        if not has_data(paths.data):
-            # Nothing to keep. An earlier set-aside's directory is not this one's: reporting it
-            # would make a restore record another node's (or another time's) data as this one's.
-            paths.data.mkdir(exist_ok=True)
-            return ""
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        aside = paths.root / f"data.aside-{stamp}"
-        paths.data.rename(aside)
-        paths.data.mkdir()
-        return str(aside)
+        return self._agent(layout, node).set_aside()
 
     def remove_node(self, layout: ClusterLayout, node: str, delete_data: bool) -> None:
         paths = self._node_paths(layout, node)
@@ -355,6 +255,7 @@ class LocalRuntime:
             raise RuntimeError(f"{node} still runs; stop it before removing it")
         if not paths.root.exists():
             return
+        _end_agent(paths)
         if delete_data:
             shutil.rmtree(paths.root)
             return
@@ -370,6 +271,8 @@ class LocalRuntime:
             ]
             if running:
                 raise RuntimeError(f"{', '.join(running)} still run; stop them before deleting")
+        for node in layout.nodes:
+            _end_agent(self._node_paths(layout, node.name))
         self.stop_load_balancer(layout)
         scrape.remove_cluster_targets(self.home, layout.cluster)
         paths = self._paths(layout.cluster)
@@ -387,14 +290,11 @@ class LocalRuntime:
 
     @contextlib.contextmanager
     def backup_stream(self, layout: ClusterLayout, node: str) -> Iterator[IO[bytes]]:
-        paths = self._node_paths(layout, node)
-        if _mariadbd_pid(paths) is None:
-            raise RuntimeError(f"{node} is not running: a hot backup needs a running node")
-        with backup.backup_stream(paths) as stream:
+        with self._agent(layout, node).backup_stream() as stream:
             yield stream
 
     def free_bytes(self, layout: ClusterLayout, node: str) -> int:
-        return shutil.disk_usage(self._node_paths(layout, node).root).free
+        return self._agent(layout, node).free_bytes()
 
     def receive_backup(
         self,
@@ -403,13 +303,11 @@ class LocalRuntime:
         name: str,
         chunks: Iterable[bytes],
     ) -> str:
-        return str(backup.receive(self._node_paths(layout, node), name, chunks))
+        return self._agent(layout, node).receive_backup(name, chunks)
 
     def install_restored_data(self, layout: ClusterLayout, node: str, staging: str) -> None:
-        paths = self._node_paths(layout, node)
-        if _mariadbd_pid(paths) is not None:
-            raise RuntimeError(f"{node} still runs; stop it before replacing its data")
-        backup.install(paths, Path(staging))
+        name = Path(staging).name.removeprefix(backup.STAGING_PREFIX)
+        self._agent(layout, node).install(name, staging)
 
     # -- load balancer ---------------------------------------------------------------------
 
@@ -560,52 +458,30 @@ def _node_lock(paths: NodePaths) -> Iterator[None]:
         yield
 
 
-def _run_ended(paths: NodePaths) -> bool:
-    """The agent's run is over: it recorded the exit of its mariadbd, or the mariadbd it
-    recorded is gone (it notices within a probe interval). Such a live agent is finishing,
-    not starting one; an agent that has not recorded a mariadbd yet is still starting it."""
-    state = read_json(paths.agent_state) or {}
-    if state.get("running") is False:
-        return True
-    recorded = state.get("pid")
-    return isinstance(recorded, int) and not (alive(recorded) and "mariadbd" in cmdline(recorded))
-
-
-def _wait_agent_gone(paths: NodePaths, node: str, timeout: float = 15) -> None:
-    """An agent whose mariadbd ended delivers its last report and exits within seconds."""
-    deadline = time.monotonic() + timeout
-    while (agent := _agent_pid(paths)) is not None:
-        if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"the agent of {node} (pid {agent}) still runs {timeout:.0f} s after its "
-                "mariadbd ended; not starting a second one"
-            )
-        time.sleep(0.05)
-
-
-def _await_mariadbd(paths: NodePaths, node: str) -> int:
-    """The pid of the mariadbd the node's live agent starts, once it runs."""
-    deadline = time.monotonic() + 30
+def _await_agent(client: AgentClient, paths: NodePaths, node: str) -> None:
+    """A just started agent answers within a second or two (its API, before anything else)."""
+    deadline = time.monotonic() + 20
     while True:
-        if (pid := _mariadbd_pid(paths)) is not None:
-            return pid
-        state = read_json(paths.agent_state) or {}
-        if state.get("running") is False:
-            raise NodeFailed(
-                f"mariadbd on {node} exited at start ({state.get('exit_detail')}): "
-                f"{_tail(paths.error_log)}"
-            )
-        agent = _agent_pid(paths)
-        if agent is None and (read_json(paths.agent_state) or {}).get("running") is not False:
-            raise RuntimeError(
-                f"the agent of {node} ended without starting mariadbd: {_tail(paths.agent_log)}"
-            )
-        # Crash recovery (reading the position) takes as long as InnoDB needs.
-        if agent is not None and time.monotonic() > deadline and not state.get("recovering"):
-            raise TimeoutError(
-                f"the agent of {node} (pid {agent}) did not start mariadbd within 30 s"
-            )
-        time.sleep(0.05)
+        try:
+            client.version()
+            return
+        except (AgentUnreachable, TimeoutError):
+            if _agent_pid(paths) is None:
+                raise RuntimeError(
+                    f"the agent of {node} ended at start: {_tail(paths.agent_log)}"
+                ) from None
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the agent of {node} does not answer its API") from None
+            time.sleep(0.05)
+
+
+def _end_agent(paths: NodePaths) -> None:
+    """Stop a node's agent (its mariadbd is stopped already, or outlives it)."""
+    agent = _agent_pid(paths)
+    if agent is not None:
+        os.kill(agent, signal.SIGTERM)
+        if not _wait_gone(agent, 10):
+            os.kill(agent, signal.SIGKILL)
 
 
 def _read_text(path: Path) -> str | None:

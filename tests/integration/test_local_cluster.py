@@ -23,6 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.local.paths import ClusterPaths, NodePaths
 from activities.local.process import START_MARKER, alive
 from activities.users import APP_SECRET, MONITOR_SECRET, MONITOR_USER
+from api.agent import TOKEN_SECRET
 from api.cluster import cluster_workflow_id
 from galera.faults import storage_error
 from tests.integration.conftest import (
@@ -598,13 +599,18 @@ async def test_history_holds_no_secret(
     handle = temporal_env.client.get_workflow_handle(cluster_workflow_id("default", "it"))
     history = (await handle.fetch_history()).to_json()
     directory = local_home / "clusters/default/it/secrets"
-    assert {p.name for p in directory.iterdir()} == {APP_SECRET, MONITOR_SECRET, OPTION_FILE}
+    kept = {APP_SECRET, MONITOR_SECRET, OPTION_FILE, TOKEN_SECRET}
+    assert {p.name for p in directory.iterdir()} == kept
     for secret in directory.iterdir():
         assert secret.stat().st_mode & 0o777 == 0o600, secret
-    for name in (APP_SECRET, MONITOR_SECRET):
+    for name in (APP_SECRET, MONITOR_SECRET, TOKEN_SECRET):
         assert (directory / name).read_text().strip() not in history
     logs = "".join(p.read_text() for p in local_home.glob("clusters/default/it/nodes/*/agent.log"))
     assert credentials["password"] not in logs
+    token = (directory / TOKEN_SECRET).read_text().strip()
+    assert token not in logs
+    for agent in local_home.glob("clusters/default/it/nodes/*/agent.json"):
+        assert token not in agent.read_text()  # only the file's name
 
 
 async def test_delete_stops_the_cluster_and_keeps_its_data(

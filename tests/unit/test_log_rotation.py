@@ -19,10 +19,9 @@ import structlog
 from activities.local import logfiles
 from activities.local.logfiles import Limits
 from activities.local.process import exit_kind_from_log, last_run_errors
-from activities.local.runtime import LocalRuntime
-from activities.runtime import ClusterLayout, ClusterRef, NodeLayout
 from api.states import ExitKind, JoinMethod
 from workers import logs
+from workers.agent.node import run_join
 
 ROOT = Path(__file__).parents[2]
 SMALL = Limits(max_bytes=4096, keep=2)
@@ -170,27 +169,13 @@ def test_offsets_are_absolute_across_rotations(tmp_path: Path) -> None:
     since = logfiles.read_since(path, began)
     assert since == START + JOIN + NOISE * 20 + READY
     assert logfiles.end_offset(path) == began + len(since)
-    # The runtime's reader finds the join from the offset the agent recorded.
-    runtime, layout = node_home(tmp_path)
-    assert runtime.last_join(layout, "ex-1") is None
-    node_dir = tmp_path / "clusters" / "default" / "ex" / "nodes" / "ex-1"
-    for name in ("error.log", "error.log.1", "error.log.2", "error.log.rotation"):
-        (node_dir / name).write_bytes((tmp_path / name).read_bytes())
-    (node_dir / "agent-state.json").write_text(json.dumps({"log_offset": began}))
-    join = runtime.last_join(layout, "ex-1")
+    # The agent's reader finds the join from the offset the run recorded.
+    state = tmp_path / "agent-state.json"
+    state.write_text(json.dumps({"log_offset": logfiles.end_offset(path)}))
+    assert run_join(path, state) is None  # a run that began after the join
+    state.write_text(json.dumps({"log_offset": began}))
+    join = run_join(path, state)
     assert join is not None and join.method is JoinMethod.IST and "ex-0" in join.detail
-
-
-def node_home(home: Path) -> tuple[LocalRuntime, ClusterLayout]:
-    layout = ClusterLayout(
-        cluster=ClusterRef(namespace="default", name="ex"),
-        host="127.0.0.1",
-        writer_port=1,
-        reader_port=2,
-        nodes=[NodeLayout(name="ex-1", ordinal=1, host="127.0.0.1", port=3)],
-    )
-    (home / "clusters" / "default" / "ex" / "nodes" / "ex-1").mkdir(parents=True)
-    return LocalRuntime(home), layout
 
 
 def test_an_offset_past_the_end_reads_the_whole_current_file(tmp_path: Path) -> None:
@@ -265,6 +250,7 @@ def test_configure_with_a_file_rotates_it(tmp_path: Path, monkeypatch: pytest.Mo
 CHATTY = """
 import logging, sys, structlog
 from workers import logs
+from workers.agent.node import run_join
 logs.configure()
 log = structlog.get_logger("chatty")
 for i in range(300):

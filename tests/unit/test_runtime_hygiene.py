@@ -1,5 +1,5 @@
-"""Local runtime hygiene: the private socket directory, which process counts as a node's agent,
-and what `set_aside_data` reports when there is nothing to move."""
+"""Local runtime hygiene: the private socket directory, and which process counts as a node's
+agent."""
 
 import os
 import subprocess
@@ -18,8 +18,6 @@ from activities.local.paths import (
     socket_path,
 )
 from activities.local.process import agent_pid
-from activities.local.runtime import LocalRuntime
-from activities.runtime import ClusterLayout, ClusterRef, NodeLayout
 
 # -- the socket directory in the shared temp directory ---------------------------------------
 
@@ -146,43 +144,3 @@ def test_agent_is_recognised_by_its_node_directory(
     gone.wait()
     pid_file.write_text(str(gone.pid))
     assert agent_pid(pid_file, nodes / "db-1") is None
-
-
-# -- set_aside_data --------------------------------------------------------------------------
-
-
-def one_node(tmp_path: Path) -> tuple[LocalRuntime, ClusterLayout, Path]:
-    runtime = LocalRuntime(tmp_path / "home")
-    layout = ClusterLayout(
-        cluster=ClusterRef(namespace="default", name="aside"),
-        host="127.0.0.1",
-        writer_port=1,
-        reader_port=2,
-        nodes=[NodeLayout(name="aside-0", ordinal=0, host="127.0.0.1", port=3)],
-    )
-    node_dir = tmp_path / "home" / "clusters" / "default" / "aside" / "nodes" / "aside-0"
-    node_dir.mkdir(parents=True)
-    return runtime, layout, node_dir
-
-
-def test_set_aside_of_empty_data_moves_nothing_and_names_no_earlier_aside(
-    tmp_path: Path,
-) -> None:
-    runtime, layout, node_dir = one_node(tmp_path)
-    data = node_dir / "data"
-    data.mkdir()
-    (data / "ibdata1").write_text("rows")
-
-    kept = runtime.set_aside_data(layout, "aside-0")
-    assert kept and Path(kept).parent == node_dir
-    assert (Path(kept) / "ibdata1").read_text() == "rows"
-    assert data.is_dir() and not any(data.iterdir())
-
-    # Nothing is left to move: the earlier directory is not this call's doing.
-    assert runtime.set_aside_data(layout, "aside-0") == ""
-    data.rmdir()
-    assert runtime.set_aside_data(layout, "aside-0") == ""
-    assert data.is_dir() and not any(data.iterdir())
-    # and what was kept stays kept
-    assert (Path(kept) / "ibdata1").read_text() == "rows"
-    assert [p.name for p in node_dir.glob("data.aside-*")] == [Path(kept).name]

@@ -1,0 +1,5 @@
+import sys
+
+from workers.agent.main import main
+
+sys.exit(main())
