@@ -250,6 +250,7 @@ class Transition(Record):
 class Endpoints(Record):
     host: str
     writer_port: int
+    reader_host: str | None = None  # None: `host`
     reader_port: int
     stats_port: int | None = None
 

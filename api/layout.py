@@ -24,6 +24,7 @@ class ClusterLayout(Record):
     cluster: ClusterRef
     host: str
     writer_port: int
+    reader_host: str | None = None  # None: the writer's host (on Kubernetes, its own Service)
     reader_port: int
     stats_port: int | None = None
     nodes: list[NodeLayout]

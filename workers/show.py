@@ -16,7 +16,8 @@ def status(current: ClusterStatus) -> None:
     print(f"writer   {current.writer or '-'}    ready {current.ready_replicas}/{current.replicas}")
     if current.endpoints:
         e = current.endpoints
-        print(f"endpoint writer {e.host}:{e.writer_port}  reader {e.host}:{e.reader_port}")
+        reader = e.reader_host or e.host
+        print(f"endpoint writer {e.host}:{e.writer_port}  reader {reader}:{e.reader_port}")
     for node in current.nodes:
         facts = node.facts
         print(

@@ -28,6 +28,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.backup.activities import BackupActivities
 from activities.cluster import ClusterActivities
+from activities.kubernetes import runtime as kube_runtime
 from activities.kubernetes.client import ApiClient, api_client, has_config
 from activities.kubernetes.publish import KubernetesActivities
 from activities.local.runtime import LocalRuntime
@@ -163,10 +164,12 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     parser = argparse.ArgumentParser(prog="python -m workers.worker", description=__doc__)
     parser.add_argument(
         "--runtime",
-        choices=("local", "scripted"),
+        choices=("local", "kubernetes", "scripted"),
         default=os.environ.get("MYSQLOPS_RUNTIME", "local"),
-        help="where the nodes run: local processes (default), or the scripted runtime shared "
-        "by a benchmark (MYSQLOPS_SCRIPTED_ADDRESS, MYSQLOPS_SCRIPTED_AUTHKEY_FILE)",
+        help="where the nodes run: local processes (default); Pods of a StatefulSet per "
+        "cluster (MYSQLOPS_IMAGE, MYSQLOPS_BACKUP_DIR, ...: docs/kubernetes.md); or the "
+        "scripted runtime shared by a benchmark (MYSQLOPS_SCRIPTED_ADDRESS, "
+        "MYSQLOPS_SCRIPTED_AUTHKEY_FILE)",
     )
     parser.add_argument(
         "--task-queue",
@@ -262,6 +265,9 @@ async def serve(settings: Settings) -> None:
     if settings.runtime == "scripted":
         scripted = connect_from_env()
         workers = Workers(client, scripted, queue, limits, scripted.probe, kubernetes=kubernetes)
+    elif settings.runtime == "kubernetes":
+        nodes = kube_runtime.from_environment(settings.kubeconfig, temporal.address())
+        workers = Workers(client, nodes, queue, limits, kubernetes=kubernetes)
     else:
         workers = Workers(client, LocalRuntime(), queue, limits, kubernetes=kubernetes)
     async with contextlib.AsyncExitStack() as stack:

@@ -470,6 +470,7 @@ class ClusterWorkflow:
             endpoints=Endpoints(
                 host=layout.host,
                 writer_port=layout.writer_port,
+                reader_host=layout.reader_host,
                 reader_port=layout.reader_port,
                 stats_port=layout.stats_port,
             )

@@ -6,6 +6,7 @@ agent's environment, and no secret anywhere."""
 import copy
 import importlib
 import json
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 
 from activities.kubernetes import objects
 from activities.kubernetes.objects import common
+from activities.local import mycnf
 from api.agent import LIVE, READY, TOKEN_SECRET
 from api.cluster import MySQLCluster, MySQLClusterSpec
 from api.layout import ClusterRef
@@ -36,6 +38,7 @@ FULL_SETTINGS = objects.PodSettings(
     temporal_tls=objects.TemporalTLS(secret_name="temporal-client"),
 )
 MY_CNF = "[mariadbd]\ninnodb_buffer_pool_size = 67108864\n"
+NODE_CONFIGS = {f"orders-{i}.cnf": f"{MY_CNF}wsrep_node_name = orders-{i}\n" for i in range(3)}
 HAPROXY_CFG = "global\n    maxconn 2000\n"
 AGENT = common.PORT_AGENT
 
@@ -48,7 +51,7 @@ def build(
     cluster_spec: MySQLClusterSpec | None = None, settings: objects.PodSettings = SETTINGS
 ) -> list[dict[str, Any]]:
     return objects.cluster_manifests(
-        CLUSTER, cluster_spec or spec(), OWNER, settings, MY_CNF, HAPROXY_CFG
+        CLUSTER, cluster_spec or spec(), OWNER, settings, NODE_CONFIGS, HAPROXY_CFG
     )
 
 
@@ -253,7 +256,7 @@ def test_owner_from_the_resource() -> None:
     with pytest.raises(ValueError, match="no uid"):
         objects.Owner.of(MySQLCluster.model_validate({"metadata": {"name": "orders"}}))
     with pytest.raises(ValueError, match="not the cluster"):
-        objects.config_map(CLUSTER, objects.Owner(name="other", uid="u"), MY_CNF)
+        objects.config_map(CLUSTER, objects.Owner(name="other", uid="u"), NODE_CONFIGS)
 
 
 @pytest.mark.parametrize("policy", ["Retain", "Delete"])
@@ -293,23 +296,15 @@ def test_replicas_and_storage_follow_the_spec() -> None:
     assert small["spec"]["resources"]["requests"]["storage"] == "500000k"
 
 
-def test_changing_replicas_changes_the_pod_template_only_in_the_peer_count() -> None:
-    """MYSQLOPS_REPLICAS is in the pod template, so a new replica count is a new template
-    revision. With OnDelete nothing restarts for it: existing pods keep their old count until
-    they are recreated, which is harmless because the agent uses its peers only when it
-    starts (to find a Primary component to join; any one live peer is enough). Pods created
-    by the scale-up get the new count. The cost: after a scale every existing pod looks
-    outdated (its controller-revision-hash is not the updateRevision), so the controller must
-    not read a revision difference as "needs a restart" (a peers file in the ConfigMap would
-    avoid it)."""
+def test_changing_replicas_never_changes_the_pod_template() -> None:
+    """A scale changes the StatefulSet's replicas and nothing in its pod template (the agent's
+    peers are in its my.cnf, in the ConfigMap): with OnDelete, existing pods never look
+    outdated after one (their controller-revision-hash stays the updateRevision)."""
     three, five = sts(spec(replicas=3)), sts(spec(replicas=5))
     assert (three["spec"]["replicas"], five["spec"]["replicas"]) == (3, 5)
-    assert env_of(node(three))["MYSQLOPS_REPLICAS"] == "3"
-    assert env_of(node(five))["MYSQLOPS_REPLICAS"] == "5"
-    for template in (three["spec"]["template"], five["spec"]["template"]):
-        container = template["spec"]["containers"][0]
-        container["env"] = [e for e in container["env"] if e["name"] != "MYSQLOPS_REPLICAS"]
     assert three["spec"]["template"] == five["spec"]["template"]
+    del three["spec"]["replicas"], five["spec"]["replicas"]
+    assert three == five
 
 
 @pytest.mark.parametrize("mode", ["preferred", "required"])
@@ -371,8 +366,6 @@ def test_the_agent_environment() -> None:
         "MYSQLOPS_WORKFLOW_ID": "mysqlcluster/shop/orders",
         "TEMPORAL_ADDRESS": "t:7233",
         "TEMPORAL_NAMESPACE": "default",
-        "MYSQLOPS_PEER_SERVICE": "orders-hl",
-        "MYSQLOPS_REPLICAS": "5",
         "MYSQLOPS_DONOR_SERVES": "false",
         "MYSQLOPS_NODE_DIR": "/var/lib/mysqlops",
         "MYSQLOPS_CONFIG_DIR": "/etc/mysqlops/config",
@@ -396,9 +389,84 @@ def test_volumes_are_mounted_where_the_agent_looks() -> None:
     }
     assert pod["securityContext"]["fsGroup"] == 10001
     assert TOKEN_SECRET in common.SECRET_KEYS
-    # The ConfigMap carries the key the agent reads.
+    # The ConfigMap carries the keys the agent reads: <MYSQLOPS_NODE>.cnf.
     config = by_kind(build(), "ConfigMap")["orders-config"]
-    assert config["data"] == {"my.cnf": MY_CNF}
+    assert config["data"] == NODE_CONFIGS
+    assert list(NODE_CONFIGS) == [objects.node_config_key(CLUSTER, i) for i in range(3)]
+    assert objects.node_config_key(CLUSTER, 2) == "orders-2.cnf"
+
+
+def test_the_node_configuration_map() -> None:
+    """One key per node, in ordinal order; a name that is no node of the cluster is refused
+    (its pod would find no file)."""
+    configs = {f"orders-{i}.cnf": f"# node {i}\n" for i in (10, 2, 0)}
+    config = objects.config_map(CLUSTER, OWNER, configs)
+    assert list(config["data"]) == ["orders-0.cnf", "orders-2.cnf", "orders-10.cnf"]
+    assert config["data"]["orders-10.cnf"] == "# node 10\n"
+    assert objects.config_map(CLUSTER, OWNER, {})["data"] == {}
+    refused = ["orders-1", "my.cnf", "orders-.cnf", "orders-01.cnf", "orders-x.cnf", "other-0.cnf"]
+    refused += ["orders-1-0.cnf", "orders-².cnf", "orders-1.cnf.cnf"]
+    for key in refused:
+        with pytest.raises(ValueError, match="not a node's key in cluster 'orders'"):
+            objects.config_map(CLUSTER, OWNER, {key: MY_CNF})
+
+
+def test_the_agent_finds_its_configuration_and_peers(tmp_path: Path) -> None:
+    """The contract end to end: the node container's environment and the ConfigMap's keys are
+    what the agent (workers/agent/pod.py) reads; its peers are the others of its my.cnf."""
+    from workers.agent import pod  # the agent's side of the contract
+
+    cluster_spec = spec(replicas=3)
+    hosts = tuple(objects.peer_host(CLUSTER, i) for i in range(3))
+
+    def rendered(i: int) -> str:
+        return mycnf.render(
+            mycnf.NodeConfig(
+                cluster_name="shop-orders",
+                node_name=objects.node_pod_name(CLUSTER, i),
+                host=hosts[i],
+                port=common.PORT_MYSQL,
+                galera_port=common.PORT_GALERA,
+                ist_port=common.PORT_IST,
+                sst_port=common.PORT_SST,
+                peers=tuple(f"{host}:{common.PORT_GALERA}" for host in hosts),
+                datadir=f"{common.NODE_DIR}/data",
+                socket=f"{common.NODE_DIR}/mariadbd.sock",
+                pid_file=f"{common.NODE_DIR}/mariadbd.pid",
+                error_log=f"{common.NODE_DIR}/error.log",
+                ordinal=i,
+            ),
+            cluster_spec,
+        )
+
+    config = objects.config_map(
+        CLUSTER, OWNER, {objects.node_config_key(CLUSTER, i): rendered(i) for i in range(3)}
+    )
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    for key, text in config["data"].items():
+        (config_dir / key).write_text(text)
+    fields = {
+        "metadata.name": "orders-1",
+        "status.podIP": "10.0.0.11",
+        "metadata.namespace": "shop",
+    }
+    env = {
+        name: fields[value["fieldRef"]["fieldPath"]] if isinstance(value, dict) else value
+        for name, value in env_of(node(sts(cluster_spec))).items()
+    }
+    # The mounts, where this test has them.
+    env |= {
+        "MYSQLOPS_NODE_DIR": str(tmp_path / "node"),
+        "MYSQLOPS_CONFIG_DIR": str(config_dir),
+        "MYSQLOPS_SECRETS_DIR": str(tmp_path / "secrets"),
+    }
+    agent = pod.config_from_env(env)
+    assert agent.node == "orders-1"
+    assert agent.host == "10.0.0.11"
+    assert agent.workflow_id == "mysqlcluster/shop/orders"
+    assert sorted(agent.peers) == [f"{hosts[i]}:{AGENT}" for i in (0, 2)]
+    assert Path(agent.mycnf).read_text().count("wsrep_node_name = orders-1\n") == 1
 
 
 def test_no_secret_anywhere(monkeypatch: pytest.MonkeyPatch) -> None:

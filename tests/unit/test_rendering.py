@@ -117,10 +117,11 @@ def test_allocate_is_stable_and_reusable(tmp_path: Path, base: int) -> None:
 
 
 def test_allocate_skips_occupied_slot(tmp_path: Path, base: int) -> None:
+    # As allocate builds them: with the slot's index, which places its agent-metrics ports.
     expected = next(
-        ports.SlotPorts(base + ports.SLOT_SIZE * s)
+        ports.SlotPorts(base + ports.SLOT_SIZE * s, s)
         for s in range(ports.MAX_SLOTS)
-        if ports._usable(ports.SlotPorts(base + ports.SLOT_SIZE * s))
+        if ports._usable(ports.SlotPorts(base + ports.SLOT_SIZE * s, s))
     )
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", expected.mysql(1)))

@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -14,11 +15,13 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from activities.agent_client import AgentClient, AgentError, AgentUnreachable
 from activities.local.paths import NodePaths
 from activities.local.position import has_data
 from activities.local.process import agent_pid
 from api.agent import HEALTH, AgentConfig, OrderKind, StopMode
 from workers import logs, metrics
+from workers.agent import pod
 from workers.agent.node import Node, NodeFailed
 from workers.agent.server import make_app
 from workers.agent_metrics import AgentMetrics
@@ -35,9 +38,10 @@ def _version() -> str:
         return "source"
 
 
-async def serve(config: AgentConfig, paths: NodePaths, token: str) -> int:
+async def serve(load: Callable[[], AgentConfig], paths: NodePaths, token: str) -> int:
+    config = load()
     metrics = AgentMetrics(config.cluster_namespace, config.cluster, config.node)
-    node = Node(lambda: AgentConfig.load(paths.root), paths, metrics)
+    node = Node(load, paths, metrics)
     runner = web.AppRunner(make_app(node, token, _version()), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.health_port, reuse_address=True)
@@ -107,12 +111,32 @@ async def _start(node: Node, why: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("node_dir", type=Path)
+    parser.add_argument("node_dir", type=Path, nargs="?", help="holds agent.json (local runtime)")
+    parser.add_argument(
+        "--from-env", action="store_true", help="a Pod's entrypoint: configured by environment"
+    )
+    parser.add_argument(
+        "--stop",
+        action="store_true",
+        help="the Pod's preStop: ask the running agent to stop mariadbd cleanly, then exit",
+    )
     args = parser.parse_args(argv)
-    paths = NodePaths(args.node_dir)  # its own log, and the logs of the processes it starts:
+    if args.from_env == (args.node_dir is not None):
+        parser.error("give either NODE_DIR or --from-env")
+    root = pod.node_dir(os.environ) if args.from_env else args.node_dir
+    paths = NodePaths(root)
+
+    def load() -> AgentConfig:
+        if args.from_env:
+            return pod.config_from_env(os.environ)
+        return AgentConfig.load(paths.root)
+
+    if args.stop:
+        return stop_running_agent(load())
+    # Its own log, and the logs of the processes it starts:
     logs.configure(file=paths.agent_log, rotate=[paths.error_log, paths.root / "exporter.log"])
-    config = AgentConfig.load(args.node_dir)
-    other = agent_pid(paths.agent_pid, args.node_dir)
+    config = load()
+    other = agent_pid(paths.agent_pid, paths.root)
     if other is not None and other != os.getpid():
         print(f"an agent already runs for {config.node} (pid {other})", file=sys.stderr)
         return 1
@@ -125,4 +149,16 @@ def main(argv: list[str] | None = None) -> int:
     structlog.contextvars.bind_contextvars(node=config.node)
     if config.metrics_port is not None:
         metrics.serve(f"{config.host}:{config.metrics_port}")
-    return asyncio.run(serve(config, paths, token))
+    return asyncio.run(serve(load, paths, token))
+
+
+def stop_running_agent(config: AgentConfig) -> int:
+    """A clean shutdown that does not hold the node: it left because its Pod goes, and the
+    Pod's next container may rejoin by itself."""
+    client = AgentClient(f"{config.host}:{config.health_port}", config.token())
+    try:
+        client.stop(StopMode.GRACEFUL, STOP_TIMEOUT, hold=False)
+    except (AgentUnreachable, AgentError, TimeoutError) as error:
+        print(f"preStop: {error}", file=sys.stderr)
+        return 1
+    return 0

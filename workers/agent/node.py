@@ -346,6 +346,8 @@ class Node:
         )
 
     async def _mark_down(self) -> None:
+        if not self.config.haproxy_socket:
+            return  # HAProxy in Pods of its own: its checks of /health take the node out
         with contextlib.suppress(Exception):
             await asyncio.to_thread(
                 haproxy.mark_down, Path(self.config.haproxy_socket), self.config.node

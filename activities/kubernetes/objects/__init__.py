@@ -14,7 +14,10 @@ load-balancer`, `mysqlops.io/cluster: <name>`; selectors use name, instance and 
   only under `deletionPolicy: Delete`, never on scale-down; anti-affinity on the host.
 - Service `<name>-hl`: headless, publishNotReadyAddresses; ports mysql 3306, galera 4567, ist
   4568, sst 4444, agent 8080. Peers are `<name>-<i>.<name>-hl.<ns>.svc`.
-- ConfigMap `<name>-config`: key `my.cnf`, mounted at /etc/mysqlops/config.
+- ConfigMap `<name>-config`: one key per node, `<name>-<i>.cnf` (`node_config_key`), that
+  node's my.cnf as the runtime renders it (activities/local/mycnf.py, peers by DNS name);
+  mounted at /etc/mysqlops/config. The agent installs its own at every start and takes its
+  peers from its `wsrep_cluster_address`.
 - Secret `<name>-secrets`: written by the runtime (`secret_metadata` here; keys agent-token,
   app-password, monitor-password, root-password), mounted whole at /etc/mysqlops/secrets
   (mode 0440, group fsGroup). Owned by the MySQLCluster only under `deletionPolicy: Delete`.
@@ -30,12 +33,14 @@ galera 4567, ist 4568, sst 4444, agent 8080, agent-metrics 9470, exporter 9104; 
 `GET /ready`, liveness `GET /live` on port agent; preStop `... --from-env --stop`. Environment
 (names and paths only, never a secret): MYSQLOPS_NODE, MYSQLOPS_POD_IP,
 MYSQLOPS_CLUSTER_NAMESPACE (field references), MYSQLOPS_CLUSTER, MYSQLOPS_WORKFLOW_ID,
-TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, MYSQLOPS_PEER_SERVICE, MYSQLOPS_REPLICAS,
-MYSQLOPS_DONOR_SERVES, MYSQLOPS_NODE_DIR=/var/lib/mysqlops (the claim),
-MYSQLOPS_CONFIG_DIR=/etc/mysqlops/config, MYSQLOPS_SECRETS_DIR=/etc/mysqlops/secrets, and
-TEMPORAL_TLS_CERT / _KEY / _CA (files under /etc/mysqlops/temporal-tls) when configured.
+TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, MYSQLOPS_DONOR_SERVES, MYSQLOPS_NODE_DIR=/var/lib/mysqlops
+(the claim), MYSQLOPS_CONFIG_DIR=/etc/mysqlops/config, MYSQLOPS_SECRETS_DIR=/etc/mysqlops/secrets,
+and TEMPORAL_TLS_CERT / _KEY / _CA (files under /etc/mysqlops/temporal-tls) when configured.
+Nothing in the pod template depends on spec.replicas: a scale changes the StatefulSet's
+replicas only, so with OnDelete no existing pod looks outdated after one.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from activities.kubernetes.objects.common import (
@@ -46,6 +51,7 @@ from activities.kubernetes.objects.common import (
     TemporalTLS,
     data_claim_name,
     labels,
+    node_config_key,
     node_pod_name,
     owner_reference,
     peer_host,
@@ -85,6 +91,7 @@ __all__ = [
     "haproxy_pod_disruption_budget",
     "headless_service",
     "labels",
+    "node_config_key",
     "node_container",
     "node_env",
     "node_pod_name",
@@ -112,13 +119,14 @@ def cluster_manifests(
     spec: MySQLClusterSpec,
     owner: Owner,
     settings: PodSettings,
-    my_cnf: str,
+    node_configs: Mapping[str, str],
     haproxy_cfg: str,
 ) -> list[Manifest]:
     """Every object these functions build, in the order to create them: what a pod mounts
-    before the pod (the Secret, which the runtime writes, must exist before the StatefulSet)."""
+    before the pod (the Secret, which the runtime writes, must exist before the StatefulSet).
+    `node_configs`: each node's my.cnf by its key `<name>-<i>.cnf` (see `config_map`)."""
     return [
-        config_map(cluster, owner, my_cnf),
+        config_map(cluster, owner, node_configs),
         headless_service(cluster, owner),
         pod_disruption_budget(cluster, owner),
         statefulset(cluster, spec, owner, settings),

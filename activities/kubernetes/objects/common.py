@@ -67,7 +67,7 @@ TEMPORAL_TLS_DIR = "/etc/mysqlops/temporal-tls"  # as the chart's mysqlops.tlsDi
 HAPROXY_CONFIG_DIR = "/etc/mysqlops/haproxy"  # the ConfigMap <name>-haproxy
 HAPROXY_RUN_DIR = "/run/haproxy"  # an emptyDir: stats socket, server-state file
 
-MY_CNF_KEY = "my.cnf"
+NODE_CONFIG_SUFFIX = ".cnf"  # the ConfigMap <name>-config: key <name>-<i>.cnf, node i's my.cnf
 HAPROXY_CFG_KEY = "haproxy.cfg"
 DATA_VOLUME = "data"  # the volumeClaimTemplate: claims data-<name>-<i>
 SECRET_MODE = 0o440  # owner root, group the pod's fsGroup: readable by the container's user
@@ -91,8 +91,6 @@ ENV_CLUSTER = "MYSQLOPS_CLUSTER"
 ENV_WORKFLOW_ID = "MYSQLOPS_WORKFLOW_ID"
 ENV_TEMPORAL_ADDRESS = "TEMPORAL_ADDRESS"
 ENV_TEMPORAL_NAMESPACE = "TEMPORAL_NAMESPACE"
-ENV_PEER_SERVICE = "MYSQLOPS_PEER_SERVICE"  # <name>-hl
-ENV_REPLICAS = "MYSQLOPS_REPLICAS"  # peers: <name>-<i>.<name>-hl.<ns>.svc:8080, i < replicas
 ENV_DONOR_SERVES = "MYSQLOPS_DONOR_SERVES"  # "true" / "false": spec.health.serveFromDonor
 ENV_NODE_DIR = "MYSQLOPS_NODE_DIR"
 ENV_CONFIG_DIR = "MYSQLOPS_CONFIG_DIR"
@@ -228,6 +226,13 @@ def peer_host(cluster: ClusterRef, ordinal: int) -> str:
     """`<name>-<i>.<name>-hl.<ns>.svc`: resolvable from the pod's creation on, Ready or not."""
     names = ClusterNames.of(cluster)
     return f"{node_pod_name(cluster, ordinal)}.{names.headless_service}.{cluster.namespace}.svc"
+
+
+def node_config_key(cluster: ClusterRef, ordinal: int) -> str:
+    """`<name>-<i>.cnf`: node i's my.cnf in the ConfigMap `<name>-config`, which the agent
+    reads as `<MYSQLOPS_CONFIG_DIR>/<MYSQLOPS_NODE>.cnf` (its peers are the hosts of the file's
+    `wsrep_cluster_address`)."""
+    return node_pod_name(cluster, ordinal) + NODE_CONFIG_SUFFIX
 
 
 def data_claim_name(cluster: ClusterRef, ordinal: int) -> str:

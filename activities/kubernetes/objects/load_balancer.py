@@ -58,7 +58,8 @@ def haproxy_deployment(
         "image": settings.load_balancer_image,
         "imagePullPolicy": settings.image_pull_policy,
         "command": list(HAPROXY_COMMAND),
-        # For the configuration: `bind "${MYSQLOPS_POD_IP}:3306"`, `"${MYSQLOPS_RUN_DIR}/..."`.
+        # For the configuration: `bind "${MYSQLOPS_POD_IP}:3306"` (HAProxy expands a variable
+        # only inside double quotes); the run directory holds the stats socket and state file.
         "env": [
             {
                 "name": ENV_POD_IP,

@@ -1,5 +1,7 @@
-"""The database side of a cluster: the nodes' StatefulSet, their headless Service, the shared
-my.cnf, the PodDisruptionBudget, and the metadata of the Secret the runtime writes."""
+"""The database side of a cluster: the nodes' StatefulSet, their headless Service, the nodes'
+my.cnf files, the PodDisruptionBudget, and the metadata of the Secret the runtime writes."""
+
+from collections.abc import Mapping
 
 from activities.kubernetes.objects.common import (
     AGENT_COMMAND,
@@ -12,16 +14,14 @@ from activities.kubernetes.objects.common import (
     ENV_DONOR_SERVES,
     ENV_NODE,
     ENV_NODE_DIR,
-    ENV_PEER_SERVICE,
     ENV_POD_IP,
-    ENV_REPLICAS,
     ENV_SECRETS_DIR,
     ENV_TEMPORAL_ADDRESS,
     ENV_TEMPORAL_NAMESPACE,
     ENV_TEMPORAL_TLS,
     ENV_WORKFLOW_ID,
     HOSTNAME_TOPOLOGY,
-    MY_CNF_KEY,
+    NODE_CONFIG_SUFFIX,
     NODE_CONTAINER,
     NODE_DIR,
     NODE_PORTS,
@@ -35,12 +35,14 @@ from activities.kubernetes.objects.common import (
     Manifest,
     Owner,
     PodSettings,
+    check_cluster,
     container_ports,
     container_security_context,
     image_pull_secrets,
     kube_quantity,
     labels,
     metadata,
+    node_config_key,
     pod_security_context,
     selector,
 )
@@ -56,14 +58,30 @@ READINESS = {"periodSeconds": 2, "timeoutSeconds": 1, "failureThreshold": 1, "su
 LIVENESS = {"periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 6, "successThreshold": 1}
 
 
-def config_map(cluster: ClusterRef, owner: Owner, my_cnf: str) -> Manifest:
-    """`<name>-config`: the shared my.cnf (key `my.cnf`), mounted at CONFIG_DIR."""
+def config_map(cluster: ClusterRef, owner: Owner, node_configs: Mapping[str, str]) -> Manifest:
+    """`<name>-config`: every node's my.cnf, mounted whole at CONFIG_DIR. `node_configs` is the
+    data: node i's file under `<name>-<i>.cnf` (node_config_key), rendered by the runtime with
+    the local renderer (activities/local/mycnf.py, the peers by DNS name). The agent installs
+    its own at every start and takes its peers from its `wsrep_cluster_address`; the kubelet
+    refreshes the mounted files, so a new peer list reaches a node at its next start, without
+    a new pod. Refuses a key that is no node's of the cluster (that pod would find no file)."""
+    ordinals = sorted((_ordinal(cluster, key), key) for key in node_configs)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": metadata(cluster, ClusterNames.of(cluster).config_map, DATABASE, owner),
-        "data": {MY_CNF_KEY: my_cnf},
+        "data": {key: node_configs[key] for _, key in ordinals},
     }
+
+
+def _ordinal(cluster: ClusterRef, key: str) -> int:
+    """i of the key `<name>-<i>.cnf`."""
+    digits = key.removeprefix(f"{cluster.name}-").removesuffix(NODE_CONFIG_SUFFIX)
+    if digits.isascii() and digits.isdigit() and key == node_config_key(cluster, int(digits)):
+        return int(digits)
+    raise ValueError(
+        f"{key!r} is not a node's key in cluster {cluster.name!r}: <name>-<i>{NODE_CONFIG_SUFFIX}"
+    )
 
 
 def headless_service(cluster: ClusterRef, owner: Owner) -> Manifest:
@@ -116,8 +134,11 @@ def _field(path: str) -> Manifest:
 
 
 def node_env(cluster: ClusterRef, spec: MySQLClusterSpec, settings: PodSettings) -> list[Manifest]:
-    """The agent's configuration: names and paths only, never a secret's value."""
-    names = ClusterNames.of(cluster)
+    """The agent's configuration: names and paths only, never a secret's value. Nothing here
+    depends on spec.replicas (the agent's peers are in its my.cnf, in the ConfigMap): a scale
+    changes the StatefulSet's replicas and never its pod template, so with OnDelete no
+    existing pod looks outdated after one."""
+    check_cluster(cluster)
     env: list[Manifest] = [
         {"name": ENV_NODE, "valueFrom": _field("metadata.name")},
         {"name": ENV_POD_IP, "valueFrom": _field("status.podIP")},
@@ -126,9 +147,6 @@ def node_env(cluster: ClusterRef, spec: MySQLClusterSpec, settings: PodSettings)
         {"name": ENV_WORKFLOW_ID, "value": cluster_workflow_id(cluster.namespace, cluster.name)},
         {"name": ENV_TEMPORAL_ADDRESS, "value": settings.temporal_address},
         {"name": ENV_TEMPORAL_NAMESPACE, "value": settings.temporal_namespace},
-        {"name": ENV_PEER_SERVICE, "value": names.headless_service},
-        # In the pod template: a change of spec.replicas changes the template (see the tests).
-        {"name": ENV_REPLICAS, "value": str(spec.replicas)},
         {"name": ENV_DONOR_SERVES, "value": "true" if spec.health.serve_from_donor else "false"},
         {"name": ENV_NODE_DIR, "value": NODE_DIR},
         {"name": ENV_CONFIG_DIR, "value": CONFIG_DIR},
