@@ -116,8 +116,10 @@ class AgentClient:
     def status(self) -> NodeStatus:
         return self._get(api.NODE, NodeStatus)
 
-    def start(self, bootstrap: bool, persist: bool = False) -> int:
-        order = api.StartRequest(bootstrap=bootstrap, persist=persist)
+    def start(
+        self, bootstrap: bool, persist: bool = False, config_sha256: str | None = None
+    ) -> int:
+        order = api.StartRequest(bootstrap=bootstrap, persist=persist, config_sha256=config_sha256)
         return self._post(api.START, api.Started, order, LONG_TIMEOUT).pid
 
     def stop(self, mode: StopMode, timeout: float, hold: bool = True) -> NodeStatus:

@@ -64,6 +64,10 @@ class Order(Record):
 class StartRequest(Record):
     bootstrap: bool = False  # start a new Primary component from this node's position
     persist: bool = False  # carry the order out again after an agent restart
+    # The sha256 of the configuration the caller delivered (AgentConfig.config_source): the
+    # start waits until the agent sees it (a mounted ConfigMap is refreshed late), and fails
+    # rather than start the node with an older one.
+    config_sha256: str | None = None
 
 
 class Started(Record):
@@ -194,6 +198,9 @@ class AgentConfig(BaseModel):
     # The API's bearer token, a 0600 file (a mounted Secret on Kubernetes). Runtimes since the
     # agent API write it; an agent without one refuses to start.
     token_file: str = ""
+    # Where the runtime delivers the node's configuration, when not `mycnf` itself (on
+    # Kubernetes, the ConfigMap's file, which the agent installs as `mycnf`).
+    config_source: str = ""
     # Agents' health endpoints of the other nodes ("host:port"): a restarted agent rejoins by
     # itself only when one of them serves (a Primary component exists to join).
     peers: list[str] = []

@@ -14,6 +14,7 @@ their Pod's current IP, read from the Pod's status at each call.
 
 import base64
 import contextlib
+import hashlib
 import os
 import secrets
 import time
@@ -147,7 +148,15 @@ class KubernetesRuntime:
     # -- nodes, through their agents -------------------------------------------------------
 
     def start_node(self, layout: ClusterLayout, node: str, bootstrap: bool) -> int:
-        return self._agent(layout, node).start(bootstrap)
+        """Start it with the configuration last delivered: the agent waits until its Pod sees
+        that version of the ConfigMap (the kubelet refreshes mounted files late)."""
+        cluster = layout.cluster
+        names = objects.ClusterNames.of(cluster)
+        config = self._read(self.core.read_namespaced_config_map, cluster, names.config_map)
+        key = objects.node_config_key(cluster, layout.node(node).ordinal)
+        text = ((config or {}).get("data") or {}).get(key)
+        digest = hashlib.sha256(text.encode()).hexdigest() if text is not None else None
+        return self._agent(layout, node).start(bootstrap, config_sha256=digest)
 
     def stop_node(self, layout: ClusterLayout, node: str, mode: StopMode, timeout: float) -> None:
         pod = self._read_pod(layout.cluster, node)

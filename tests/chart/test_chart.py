@@ -82,16 +82,18 @@ EXPECTED_RULES: dict[str, list[dict[str, list[str]]]] = {
 STRUCTURAL_KINDS = {"ServiceMonitor", "PrometheusRule"}
 DEFAULT_KINDS = {
     "ServiceAccount": 2,
-    "ClusterRole": 2,
-    "ClusterRoleBinding": 2,
+    "ClusterRole": 3,  # the operator's, the worker's, the worker's Kubernetes runtime's
+    "ClusterRoleBinding": 3,
     "Service": 2,
     "Deployment": 2,
+    "PersistentVolumeClaim": 1,  # the workers' backups
 }
 TOGGLES = {  # value path -> what it renders when on
-    "metrics.serviceMonitor.enabled": "ServiceMonitor",
-    "metrics.prometheusRule.enabled": "PrometheusRule",
-    "metrics.grafanaDashboard.enabled": "ConfigMap",
-    "networkPolicy.enabled": "NetworkPolicy",
+    "metrics.serviceMonitor.enabled": ["ServiceMonitor"],
+    "metrics.prometheusRule.enabled": ["PrometheusRule"],
+    "metrics.grafanaDashboard.enabled": ["ConfigMap"],
+    # the chart's pods; the workers to the clusters' pods (tests/chart/test_runtime_values.py)
+    "networkPolicy.enabled": ["NetworkPolicy", "NetworkPolicy"],
 }
 
 
@@ -190,7 +192,11 @@ def test_older_kubernetes_is_refused() -> None:
 
 
 @pytest.mark.parametrize("strict", [False, True], ids=["lint", "lint-strict"])
-@pytest.mark.parametrize("values", [{}, NON_DEFAULT], ids=["default", "non-default"])
+@pytest.mark.parametrize(
+    "values",
+    [{}, NON_DEFAULT, {"runtime": "local", "workers": {"replicas": 1}}],
+    ids=["default", "non-default", "local"],
+)
 def test_lint(strict: bool, values: dict[str, Any]) -> None:
     flags = ["--strict"] if strict else []
     result = helm("lint", str(CHART), *flags, "--kube-version", KUBE_VERSION, values=values)
@@ -306,7 +312,8 @@ def test_values_file_matches_the_schema() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert schema["additionalProperties"] is False
     assert set(values) <= set(schema["properties"])
-    for section in ("image", "temporal", "operator", "workers", "metrics", "networkPolicy"):
+    sections = ("image", "temporal", "operator", "workers", "nodes", "backups", "metrics")
+    for section in (*sections, "networkPolicy"):
         assert schema["properties"][section]["additionalProperties"] is False, section
         assert set(values[section]) == set(schema["properties"][section]["properties"]), section
 
@@ -322,7 +329,7 @@ def test_toggle_renders_its_object_only_when_on(
     assert off == default_manifests
     on = render(nested(toggle, True))
     added = [doc for doc in on if doc not in default_manifests]
-    assert [doc["kind"] for doc in added] == [TOGGLES[toggle]]
+    assert [doc["kind"] for doc in added] == TOGGLES[toggle]
     assert [doc for doc in on if doc not in added] == default_manifests
 
 
@@ -528,14 +535,15 @@ def test_rbac_rules_are_exactly_what_the_code_needs(values: dict[str, Any] | Non
 def test_rbac_scope(
     default_manifests: list[dict[str, Any]], custom_manifests: list[dict[str, Any]]
 ) -> None:
-    """Cluster-wide without watchNamespace; with it, Roles in that namespace only."""
+    """Cluster-wide without watchNamespace; with it, Roles in that namespace only (the
+    operator's, the worker's and its Kubernetes runtime's)."""
     assert not of_kind(default_manifests, "Role") and not of_kind(default_manifests, "RoleBinding")
-    assert len(of_kind(default_manifests, "ClusterRole")) == 2
+    assert len(of_kind(default_manifests, "ClusterRole")) == 3
     assert not of_kind(custom_manifests, "ClusterRole")
     assert not of_kind(custom_manifests, "ClusterRoleBinding")
     for kind in ("Role", "RoleBinding"):
         docs = of_kind(custom_manifests, kind)
-        assert len(docs) == 2 and {doc["metadata"]["namespace"] for doc in docs} == {"databases"}
+        assert len(docs) == 3 and {doc["metadata"]["namespace"] for doc in docs} == {"databases"}
     for binding in of_kind(custom_manifests, "RoleBinding"):
         for subject in binding["subjects"]:
             assert subject["namespace"] == NAMESPACE  # the ServiceAccounts stay in the release's
@@ -553,8 +561,17 @@ def test_rbac_rules_are_written_in_one_place() -> None:
 # -- the NetworkPolicy -------------------------------------------------------------------------
 
 
+def network_policy(manifests: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    [policy] = [
+        doc for doc in of_kind(manifests, "NetworkPolicy") if doc["metadata"]["name"] == name
+    ]
+    return policy
+
+
 def test_network_policy(custom_manifests: list[dict[str, Any]]) -> None:
-    [policy] = of_kind(custom_manifests, "NetworkPolicy")
+    """The chart's pods' own (the clusters' pods: tests/chart/test_runtime_values.py)."""
+    policy = network_policy(custom_manifests, f"{RELEASE}-mysqlops")
+    assert policy["metadata"]["namespace"] == NAMESPACE
     spec = policy["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"]
     for deployment in of_kind(custom_manifests, "Deployment"):
@@ -575,7 +592,7 @@ def test_network_policy(custom_manifests: list[dict[str, Any]]) -> None:
 def test_network_policy_temporal_port_override() -> None:
     values = {"networkPolicy": {"enabled": True, "temporal": {"port": 7233, "to": []}}}
     values["temporal"] = {"address": "temporal.example.com:443"}
-    [policy] = of_kind(render(values), "NetworkPolicy")
+    policy = network_policy(render(values), f"{RELEASE}-mysqlops")
     ports = [port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]]
     assert 7233 in ports
 

@@ -12,8 +12,15 @@ import yaml
 
 from activities.local.scrape import WATCHER_JOB, WORKER_JOB, WORKER_SDK_JOB
 from tests.alerts.test_rules import RULES_FILE, alerts
-from tests.chart.rbac import render
-from tests.chart.test_chart import by_component, containers, env_of, of_kind, selects
+from tests.chart.rbac import RELEASE, render
+from tests.chart.test_chart import (
+    by_component,
+    containers,
+    env_of,
+    network_policy,
+    of_kind,
+    selects,
+)
 
 MONITORING = {
     "serviceMonitor": "ServiceMonitor",
@@ -184,7 +191,7 @@ def test_no_process_gets_the_old_port_variable(monitored: list[dict[str, Any]]) 
 
 def test_network_policy_admits_every_metrics_port() -> None:
     manifests = render({"networkPolicy": {"enabled": True}})
-    [policy] = of_kind(manifests, "NetworkPolicy")
+    policy = network_policy(manifests, f"{RELEASE}-mysqlops")  # the chart's pods'
     admitted = {port["port"] for rule in policy["spec"]["ingress"] for port in rule["ports"]}
     served = {
         port["targetPort"]

@@ -13,6 +13,7 @@ interleave: a start while a run is alive answers that run's pid.
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -53,6 +54,7 @@ from workers.agent.reporter import Reporter
 from workers.agent_metrics import AgentMetrics
 
 PROBE_INTERVAL = 0.25  # seconds: how soon a node that stops serving leaves HAProxy
+CONFIG_WAIT = 150.0  # a kubelet refreshes a mounted ConfigMap within its sync period + TTL
 log = structlog.get_logger()
 
 
@@ -170,7 +172,7 @@ class Node:
         self._wake.set()
         return True
 
-    async def start(self, bootstrap: bool, persist: bool) -> int:
+    async def start(self, bootstrap: bool, persist: bool, config_sha256: str | None = None) -> int:
         async with self.lock:
             self._set_order(Order(kind=OrderKind.RUN, bootstrap=bootstrap, persist=persist))
             run = self.run
@@ -178,6 +180,8 @@ class Node:
                 return run.pid or 0
             if run is not None:
                 self._settle(run)
+            if config_sha256 is not None:
+                await self._delivered(config_sha256)
             self.config = self._load()
             self.starting = True
             # Recovery can take a while after a crash: callers reading the state file wait.
@@ -203,6 +207,25 @@ class Node:
                 )
             assert run.pid is not None
             return run.pid
+
+    async def _delivered(self, digest: str) -> None:
+        """Wait for the configuration the caller delivered (a mounted ConfigMap reaches the
+        Pod within about a minute of its change)."""
+        source = Path(self.config.config_source or self.config.mycnf)
+        deadline = asyncio.get_running_loop().time() + CONFIG_WAIT
+        while True:
+            try:
+                seen = hashlib.sha256(source.read_bytes()).hexdigest()
+            except OSError:
+                seen = None
+            if seen == digest:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise NodeFailed(
+                    f"{source} is not the configuration the controller delivered (sha256 "
+                    f"{digest[:12]}..., found {seen and seen[:12]}...) after {CONFIG_WAIT:.0f} s"
+                )
+            await asyncio.sleep(0.5)
 
     def _launch(self, bootstrap: bool) -> Run:
         offset = _size(Path(self.config.error_log))

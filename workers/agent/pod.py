@@ -63,6 +63,7 @@ def config_from_env(env: Mapping[str, str]) -> AgentConfig:
         donor_serves=env.get("MYSQLOPS_DONOR_SERVES", "false") == "true",
         os_user=getpass.getuser(),
         token_file=str(secrets_dir / TOKEN_SECRET),
+        config_source=str(config_dir / f"{node}.cnf"),
         peers=[f"{host}:{AGENT_PORT}" for host in peer_hosts(mycnf) if host != own_host(mycnf)],
         stop_node_on_exit=True,
         cluster_namespace=namespace,

@@ -91,7 +91,8 @@ def make_app(node: Node, token: str, version: str) -> web.Application:
                 "a bootstrap order cannot persist: a restarted node would bootstrap again and "
                 "start a second cluster beside the first",
             )
-        return _json(api.Started(pid=await node.start(order.bootstrap, order.persist)))
+        pid = await node.start(order.bootstrap, order.persist, order.config_sha256)
+        return _json(api.Started(pid=pid))
 
     async def stop(request: web.Request) -> web.Response:
         order = await _body(request, api.StopRequest)

@@ -158,3 +158,62 @@ affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
+
+{{/* The image of the clusters' node and HAProxy pods (runtime kubernetes): nodes.image, else
+the chart's own. */}}
+{{- define "mysqlops.nodeImage" -}}
+{{- .Values.nodes.image | default (include "mysqlops.image" .) }}
+{{- end }}
+
+{{/* The claim the workers keep backups on (runtime kubernetes): an existing one, else the
+chart's. */}}
+{{- define "mysqlops.backupClaim" -}}
+{{- .Values.backups.persistentVolumeClaim | default (printf "%s-backups" (include "mysqlops.fullname" .) | trunc 63 | trimSuffix "-") }}
+{{- end }}
+
+{{/* The labels of the Kubernetes runtime's pods (activities/kubernetes/objects/common.py):
+what selects a cluster's nodes (component "database") or its HAProxy ("load-balancer"), of
+every cluster in a namespace. Called with the component. */}}
+{{- define "mysqlops.clusterPodLabels" -}}
+app.kubernetes.io/name: mysql
+app.kubernetes.io/managed-by: mysqlops
+app.kubernetes.io/component: {{ . }}
+{{- end }}
+
+{{/* NetworkPolicy pieces. The egress rule to DNS. */}}
+{{- define "mysqlops.dnsEgress" -}}
+# DNS
+- ports:
+    - protocol: UDP
+      port: 53
+    - protocol: TCP
+      port: 53
+  {{- with .Values.networkPolicy.dns.to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+
+{{/* The workers, as a NetworkPolicyPeer seen from another namespace. */}}
+{{- define "mysqlops.workerPeer" -}}
+namespaceSelector:
+  matchLabels:
+    kubernetes.io/metadata.name: {{ .Release.Namespace }}
+podSelector:
+  matchLabels:
+    {{- include "mysqlops.selectorLabels" (dict "root" . "component" "worker") | nindent 4 }}
+{{- end }}
+
+{{/* The namespaces the clusters live in, as a peer's namespaceSelector: the ones listed (a
+list); none listed, any. */}}
+{{- define "mysqlops.clusterNamespaces" -}}
+namespaceSelector:
+{{- if . }}
+  matchExpressions:
+    - key: kubernetes.io/metadata.name
+      operator: In
+      values:
+        {{- toYaml . | nindent 8 }}
+{{- else }} {}
+{{- end }}
+{{- end }}
