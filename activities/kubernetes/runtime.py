@@ -68,7 +68,7 @@ class KubernetesRuntime:
         self.apps = k8s.AppsV1Api(api)
         self.policy = k8s.PolicyV1Api(api)
         self.custom = k8s.CustomObjectsApi(api)
-        self._http = urllib3.PoolManager(retries=False)
+        self._http = urllib3.PoolManager(retries=False, maxsize=8)
 
     # -- layout ----------------------------------------------------------------------------
 

@@ -162,7 +162,6 @@ class LocalRuntime:
             agent["exporter_port"] = None
         self.ensure_secret(layout.cluster, TOKEN_SECRET)
         write_json(paths.agent_config, agent)
-        paths.data.mkdir(exist_ok=True)
         agent_client = self._agent(layout, node)
         # Only the node that will bootstrap gets a system tablespace: joiners receive theirs by
         # SST. The agent never initialises over existing data.

@@ -5,7 +5,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import aiohttp.web
 import pytest
@@ -13,6 +13,9 @@ import yaml
 from kubernetes import client as k8s
 
 from tests.kube.emulator import Call, KubeEmulator
+
+if TYPE_CHECKING:
+    from tests.kube.cluster import KubeCluster
 
 
 class KubeServer:
@@ -45,11 +48,15 @@ class KubeServer:
         """The request log: every request served, oldest first."""
         return self.emulator.calls
 
-    def api_client(self) -> k8s.ApiClient:
-        """An ``ApiClient`` of the official client, configured for this server."""
+    def configuration(self) -> k8s.Configuration:
+        """A ``Configuration`` of the official client for this server."""
         config = k8s.Configuration()
         config.host = self.url
-        return k8s.ApiClient(config)
+        return config
+
+    def api_client(self) -> k8s.ApiClient:
+        """An ``ApiClient`` of the official client, configured for this server."""
+        return k8s.ApiClient(self.configuration())
 
     def kubeconfig(self, path: Path, namespace: str = "default") -> Path:
         """Write a kubeconfig file for this server (for ``--kubeconfig``); return its path."""
@@ -118,3 +125,14 @@ def kube() -> Iterator[KubeServer]:
     """A fresh emulated Kubernetes API server (starting one takes a few milliseconds)."""
     with KubeServer() as server:
         yield server
+
+
+@pytest.fixture
+def kube_cluster(tmp_path: Path) -> "Iterator[KubeCluster]":
+    """A test cluster (tests/kube/cluster.py): API server, controllers and a kubelet running
+    pods as local processes under ``tmp_path``. Every process it started is gone afterwards,
+    whatever the test did."""
+    from tests.kube.cluster import KubeCluster  # cluster.py imports this module
+
+    with KubeCluster(tmp_path / "cluster") as cluster:
+        yield cluster

@@ -27,7 +27,8 @@ What a real API server does and this emulator imitates (assumptions our code may
    Custom resources must carry their ``apiVersion`` and ``kind`` (400); built-in ones get them.
 3. ``metadata.generation`` of a custom resource grows by one whenever anything outside
    ``metadata`` (and ``status``, with the status subresource) changes; never on status-only or
-   metadata-only writes. Built-in resources here (events, leases) carry no generation.
+   metadata-only writes. So does that of StatefulSets, Deployments and PodDisruptionBudgets;
+   the other built-in resources here (events, leases, pods, ...) carry no generation.
 4. With the status subresource, writes to the main resource ignore ``status`` (also on create)
    and writes to ``/status`` change only ``status``.
 5. A write (merge patch, JSON patch, PUT) whose body carries a ``metadata.resourceVersion``
@@ -62,12 +63,39 @@ What a real API server does and this emulator imitates (assumptions our code may
 10. A bearer token is taken as the caller's user name (``Call.user``, for RBAC comparisons);
     nothing is refused for lack of permissions.
 
+The built-in resources the test cluster needs (``tests/kube/controllers.py``, ``kubelet.py``):
+core/v1 pods, persistentvolumeclaims, services (with /status), configmaps, secrets; apps/v1
+statefulsets, deployments; policy/v1 poddisruptionbudgets (all with /status).
+
+11. A Pod is created with ``status: {phase: Pending}`` whatever the body says (status is
+    written through /status only, by the kubelet). ``POST pods/<name>/binding`` (the
+    scheduler's write) sets ``spec.nodeName`` once (409 when already bound or being deleted)
+    and the condition PodScheduled=True.
+12. Graceful deletion of Pods: deleting a Pod bound to a node (``spec.nodeName``) and not
+    Succeeded/Failed only sets ``deletionTimestamp`` (now + the grace period) and
+    ``deletionGracePeriodSeconds``: the grace period of the ``DeleteOptions`` (body or query
+    ``gracePeriodSeconds``), else ``spec.terminationGracePeriodSeconds``, else 30. The kubelet
+    stops the containers, then deletes again with ``gracePeriodSeconds=0``, which removes the
+    object (once its finalizers, if any, are gone). A later delete may only shorten the grace
+    period; a grace period of 0 (a force delete) removes a Pod at once, as does deleting an
+    unbound Pod. Other resources are deleted at once (or when their finalizers are gone).
+13. A Secret's ``stringData`` is merged into ``data`` (base64) on every write, never stored.
+14. Nothing else of a built-in object is defaulted or validated: the controllers and the
+    kubelet apply Kubernetes' defaults themselves when a field is absent (``replicas: 1``,
+    ``restartPolicy: Always``, ``terminationGracePeriodSeconds: 30``, ...). No ClusterIP is
+    allocated to a Service; a pod spec is not immutable here.
+
 Not emulated: pagination (``limit``/``continue``: one page), lists at an old resourceVersion,
-set-based label selectors (400), garbage collection, admission, RBAC, schema validation of
-custom resources, server-side apply, deletecollection, namespaces as objects.
+set-based label selectors (400), admission, RBAC, schema validation of custom resources,
+server-side apply, deletecollection, namespaces as objects, DeleteOptions'
+``propagationPolicy`` (garbage collection is ``tests/kube/controllers.py``'s, in the background,
+as a real kube-controller-manager's), field selectors other than ``metadata.name`` and
+``metadata.namespace``, ControllerRevisions, ReplicaSets, Endpoints, Nodes.
 """
 
 import asyncio
+import base64
+import bisect
 import contextlib
 import copy
 import datetime
@@ -112,10 +140,20 @@ class Resource:
     namespaced: bool = True
     status: bool = False  # has the /status subresource
     custom: bool = True
+    generation: bool = False  # a built-in resource whose spec changes count in generation
 
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def generational(self) -> bool:
+        return self.custom or self.generation
+
+    @property
+    def qualified(self) -> str:
+        """``pods``, ``statefulsets.apps``: as a real server names it in its messages."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
 
 
 MYSQLCLUSTERS = Resource("mysqlops.io", "v1alpha1", "mysqlclusters", "MySQLCluster", status=True)
@@ -123,7 +161,39 @@ MYSQLBACKUPS = Resource("mysqlops.io", "v1alpha1", "mysqlbackups", "MySQLBackup"
 MYSQLRESTORES = Resource("mysqlops.io", "v1alpha1", "mysqlrestores", "MySQLRestore", status=True)
 EVENTS = Resource("events.k8s.io", "v1", "events", "Event", custom=False)
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease", custom=False)
-DEFAULT_RESOURCES = (MYSQLCLUSTERS, MYSQLBACKUPS, MYSQLRESTORES, EVENTS, LEASES)
+# What tests/kube/controllers.py and tests/kube/kubelet.py need (assumptions 11 to 14).
+PODS = Resource("", "v1", "pods", "Pod", status=True, custom=False)
+PVCS = Resource(
+    "", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", status=True, custom=False
+)
+SERVICES = Resource("", "v1", "services", "Service", status=True, custom=False)
+CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap", custom=False)
+SECRETS = Resource("", "v1", "secrets", "Secret", custom=False)
+STATEFULSETS = Resource(
+    "apps", "v1", "statefulsets", "StatefulSet", status=True, custom=False, generation=True
+)
+DEPLOYMENTS = Resource(
+    "apps", "v1", "deployments", "Deployment", status=True, custom=False, generation=True
+)
+PDBS = Resource(
+    "policy",
+    "v1",
+    "poddisruptionbudgets",
+    "PodDisruptionBudget",
+    status=True,
+    custom=False,
+    generation=True,
+)
+BUILTIN_RESOURCES = (PODS, PVCS, SERVICES, CONFIGMAPS, SECRETS, STATEFULSETS, DEPLOYMENTS, PDBS)
+DEFAULT_RESOURCES = (
+    MYSQLCLUSTERS,
+    MYSQLBACKUPS,
+    MYSQLRESTORES,
+    EVENTS,
+    LEASES,
+    *BUILTIN_RESOURCES,
+)
+DEFAULT_GRACE_SECONDS = 30  # a Pod's spec.terminationGracePeriodSeconds when absent
 
 
 class Call(NamedTuple):
@@ -198,8 +268,27 @@ class _Watch:
         self.loop.call_soon_threadsafe(self.wake.set)
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _now(later: float = 0) -> str:
+    now = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=later)
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _string_data(secret: Obj) -> None:
+    """A Secret's ``stringData`` is write-only: a real server merges it into ``data`` (base64)."""
+    extra = secret.pop("stringData", None) or {}
+    encoded = {k: base64.b64encode(str(v).encode()).decode() for k, v in extra.items()}
+    if encoded:
+        secret["data"] = {**(secret.get("data") or {}), **encoded}
+
+
+def _grace(res: Resource, obj: Obj, requested: int | None) -> int:
+    """The grace period of a delete: only a Pod bound to a node and not finished gets one."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    if res != PODS or not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
+        return 0
+    if requested is None:
+        requested = spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
+    return max(0, int(requested))
 
 
 def _merge(target: Any, patch: Any) -> Any:
@@ -304,6 +393,7 @@ class KubeEmulator(kmock.KubernetesScaffold):
         self.fallback[kmock.action.WATCH] << self._serve_watch
         self.fallback[kmock.action.FETCH] << self._serve_get
         self.fallback[kmock.action.CREATE] << self._serve_create
+        self.fallback[kmock.method.POST] << self._serve_post  # pods/binding
         self.fallback[kmock.action.UPDATE] << self._serve_patch
         self.fallback[kmock.method.PUT] << self._serve_put
         self.fallback[kmock.action.DELETE] << self._serve_delete
@@ -378,16 +468,20 @@ class KubeEmulator(kmock.KubernetesScaffold):
             raise error(422, f"metadata.name: Invalid value: {name!r}: must be a DNS subdomain")
         if res.status:
             obj.pop("status", None)
+        if res == PODS:
+            obj["status"] = {"phase": "Pending"}  # as a real server's PrepareForCreate does
+        if res == SECRETS:
+            _string_data(obj)
         if res == EVENTS:
             _check_event(obj, None)
         for key in ("deletionTimestamp", "deletionGracePeriodSeconds", "generation", "namespace"):
             meta.pop(key, None)
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now())
         meta.update({"namespace": namespace} if namespace else {})
-        meta.update({"generation": 1} if res.custom else {})
+        meta.update({"generation": 1} if res.generational else {})
         with self._state:
             if (res, namespace, name) in self._objects:
-                message = f'{res.plural}.{res.group} "{name}" already exists'
+                message = f'{res.qualified} "{name}" already exists'
                 raise error(409, message, "AlreadyExists", **_who(res, name))
             return self._store(res, obj, None)
 
@@ -434,34 +528,56 @@ class KubeEmulator(kmock.KubernetesScaffold):
         name: str,
         namespace: str | None = "default",
         preconditions: Obj | None = None,
+        grace_seconds: int | None = None,
     ) -> Obj:
-        """Delete as ``DELETE`` does: at once, or only mark it while finalizers hold it."""
+        """Delete as ``DELETE`` does: at once, or only mark it while finalizers hold it or (a
+        Pod on a node) while its kubelet stops it (assumption 12)."""
         with self._state:
             old = self._stored(res, namespace, name)
+            meta = old["metadata"]
             for key, value in (preconditions or {}).items():
-                if value is not None and value != old["metadata"].get(key):
+                if value is not None and value != meta.get(key):
                     raise error(409, f"Precondition failed: {key} in precondition: {value}")
-            if not old["metadata"].get("finalizers"):
+            grace = _grace(res, old, grace_seconds)
+            if meta.get("deletionTimestamp") and grace >= (
+                meta.get("deletionGracePeriodSeconds") or 0
+            ):
+                return copy.deepcopy(old)  # deleting already; a delete may only shorten the grace
+            if not meta.get("finalizers") and grace == 0:
                 self._remove(res, old)
-                details = {**_who(res, name), "uid": old["metadata"]["uid"]}
+                details = {**_who(res, name), "uid": meta["uid"]}
                 return {
                     "apiVersion": "v1",
                     "kind": "Status",
                     "status": "Success",
                     "details": details,
                 }
-            if old["metadata"].get("deletionTimestamp"):
-                return copy.deepcopy(old)
             new = copy.deepcopy(old)
-            new["metadata"].update(deletionTimestamp=_now(), deletionGracePeriodSeconds=0)
+            new["metadata"].update(deletionTimestamp=_now(grace), deletionGracePeriodSeconds=grace)
             return self._store(res, new, old)
+
+    def bind_pod(self, name: str, node: str, namespace: str = "default") -> Obj:
+        """``pods/binding``, the scheduler's write: ``spec.nodeName`` (once) and PodScheduled."""
+        with self._state:
+            old = self._stored(PODS, namespace, name)
+            if old["metadata"].get("deletionTimestamp"):
+                raise error(409, f"pod {name} is being deleted, cannot be assigned to a host")
+            if (bound := (old.get("spec") or {}).get("nodeName")) is not None:
+                raise error(409, f'pod {name} is already assigned to node "{bound}"')
+            new = copy.deepcopy(old)
+            new.setdefault("spec", {})["nodeName"] = node
+            status = new.setdefault("status", {})
+            others = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+            scheduled = {"type": "PodScheduled", "status": "True", "lastTransitionTime": _now()}
+            status["conditions"] = [scheduled, *others]
+            return self._store(PODS, new, old)
 
     # --- the store (callers hold self._state) ---------------------------------------------------
 
     def _stored(self, res: Resource, namespace: str | None, name: str) -> Obj:
         obj = self._objects.get((res, namespace if res.namespaced else None, name))
         if obj is None:
-            raise error(404, f'{res.plural}.{res.group} "{name}" not found', **_who(res, name))
+            raise error(404, f'{res.qualified} "{name}" not found', **_who(res, name))
         return obj
 
     def _select(self, query: _Query) -> list[Obj]:
@@ -506,7 +622,7 @@ class KubeEmulator(kmock.KubernetesScaffold):
                 != old_meta["resourceVersion"]
             ):
                 message = (
-                    f'Operation cannot be fulfilled on {res.plural}.{res.group} "{name}": the '
+                    f'Operation cannot be fulfilled on {res.qualified} "{name}": the '
                     "object has been modified; please apply your changes to the latest version "
                     "and try again"
                 )
@@ -532,11 +648,17 @@ class KubeEmulator(kmock.KubernetesScaffold):
                 )
             if res == EVENTS:
                 _check_event(new, old)
+            if res == SECRETS:
+                _string_data(new)
             if new == old:
                 return copy.deepcopy(old)  # a no-op write: no new resourceVersion, no event
-            if res.custom and _spec(new, res) != _spec(old, res):
+            if res.generational and _spec(new, res) != _spec(old, res):
                 meta["generation"] = old_meta.get("generation", 0) + 1
-            if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            if (
+                meta.get("deletionTimestamp")
+                and not meta.get("finalizers")
+                and not meta.get("deletionGracePeriodSeconds")  # a graceful delete goes on
+            ):
                 return self._remove(res, new)
             return self._store(res, new, old)
 
@@ -593,6 +715,18 @@ class KubeEmulator(kmock.KubernetesScaffold):
         created = self.create_object(self._resource(request), request.data, request.namespace)
         return Response(status=201, payload=created)
 
+    async def _serve_post(self, request: kmock.Request) -> Response:
+        if request.name is None:
+            return await self._serve_create(request)
+        res, data = self._resource(request), request.data
+        if res != PODS or request.subresource != "binding":
+            raise error(405, "the server does not allow this method on the requested resource")
+        if not isinstance(data, dict) or not isinstance(data.get("target"), dict):
+            raise error(400, "the body of the request is not a Binding")
+        self.bind_pod(request.name, data["target"].get("name") or "", request.namespace or "")
+        status = {"apiVersion": "v1", "kind": "Status", "status": "Success", "code": 201}
+        return Response(status=201, payload={**status, "metadata": {}})
+
     async def _serve_patch(self, request: kmock.Request) -> Obj:
         res, name, ns, sub = (
             self._resource(request),
@@ -614,7 +748,14 @@ class KubeEmulator(kmock.KubernetesScaffold):
     async def _serve_delete(self, request: kmock.Request) -> Obj:
         options = request.data if isinstance(request.data, dict) else {}
         res, name = self._resource(request), request.name or ""
-        return self.delete_object(res, name, request.namespace, options.get("preconditions"))
+        grace = options.get("gracePeriodSeconds", request.params.get("gracePeriodSeconds"))
+        return self.delete_object(
+            res,
+            name,
+            request.namespace,
+            options.get("preconditions"),
+            None if grace is None else int(grace),
+        )
 
     async def _serve_watch(self, request: kmock.Request) -> AsyncIterator[Any]:
         """A watch stream; see assumption 8 in the module docstring."""
@@ -642,7 +783,8 @@ class KubeEmulator(kmock.KubernetesScaffold):
             while True:
                 watch.wake.clear()
                 with self._state:
-                    changes = [c for c in self._history if c.rv > since and c.res == query.res]
+                    start = bisect.bisect_right(self._history, since, key=lambda c: c.rv)
+                    changes = [c for c in self._history[start:] if c.res == query.res]
                     since = self._rv
                 for change in changes:
                     if (seen := _event(change, query)) is not None:

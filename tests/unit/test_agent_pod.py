@@ -77,7 +77,7 @@ def test_the_installed_mycnf_has_the_volumes_paths_and_nothing_else_changed(
     tmp_path: Path,
 ) -> None:
     paths = NodePaths(tmp_path / "elsewhere")
-    text = pod.install_mycnf(rendered(2), paths)
+    text = pod.install_mycnf(rendered(2), paths, "127.11.0.4")
     assert paths.config.read_text() == text
     lines = dict(
         (key.strip(), value.strip())
@@ -88,17 +88,24 @@ def test_the_installed_mycnf_has_the_volumes_paths_and_nothing_else_changed(
     assert lines["pid_file"] == str(paths.pid)
     assert lines["log_error"] == str(paths.error_log)
     assert lines["wsrep_node_name"] == "db-2"
+    # Where it listens and what it tells its peers: the Pod's IP; its peers: their names.
+    assert lines["wsrep_node_address"] == "127.11.0.4:4567"
+    assert lines["bind_address"] == "127.11.0.4"
+    assert lines["wsrep_sst_receive_address"] == "127.11.0.4:4444"
+    assert "gmcast.listen_addr=tcp://127.11.0.4:4567" in lines["wsrep_provider_options"]
     assert lines["wsrep_cluster_address"] == "gcomm://" + ",".join(f"{h}:4567" for h in HOSTS)
+    assert HOSTS[2] not in text.replace(lines["wsrep_cluster_address"], "")
     assert ("user" in lines) == (os.geteuid() == 0)
     untouched = [
         line
         for line in rendered(2).splitlines()
         if line.split("=")[0].strip() not in ("datadir", "socket", "pid_file", "log_error")
+        and HOSTS[2] not in line.replace("gcomm://", "")
     ]
     assert all(line in text.splitlines() for line in untouched)
     # Installing again writes nothing new.
     before = paths.config.stat().st_mtime_ns
-    assert pod.install_mycnf(rendered(2), paths) == text
+    assert pod.install_mycnf(rendered(2), paths, "127.11.0.4") == text
     assert paths.config.stat().st_mtime_ns == before
 
 

@@ -235,6 +235,7 @@ class Node:
         if bootstrap:
             set_safe_to_bootstrap(self.paths.grastate)
         ensure_socket_dir(Path(self.config.socket))
+        self.paths.data.mkdir(exist_ok=True)  # a new volume is empty: a joiner gets it by SST
         Path(self.config.pid_file).unlink(missing_ok=True)
         position = stored_position(self.paths)
         args = ["mariadbd", f"--defaults-file={self.config.mycnf}", *start_arguments(position)]

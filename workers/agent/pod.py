@@ -40,7 +40,8 @@ def config_from_env(env: Mapping[str, str]) -> AgentConfig:
     node = env["MYSQLOPS_NODE"]
     namespace, cluster = env["MYSQLOPS_CLUSTER_NAMESPACE"], env["MYSQLOPS_CLUSTER"]
     config_dir, secrets_dir = Path(env["MYSQLOPS_CONFIG_DIR"]), Path(env["MYSQLOPS_SECRETS_DIR"])
-    mycnf = install_mycnf((config_dir / f"{node}.cnf").read_text(), paths)
+    delivered = (config_dir / f"{node}.cnf").read_text()
+    install_mycnf(delivered, paths, env["MYSQLOPS_POD_IP"])
     monitor = secrets_dir / MONITOR_SECRET
     exporter_config = paths.root / "exporter.cnf"
     if monitor.exists():
@@ -64,7 +65,9 @@ def config_from_env(env: Mapping[str, str]) -> AgentConfig:
         os_user=getpass.getuser(),
         token_file=str(secrets_dir / TOKEN_SECRET),
         config_source=str(config_dir / f"{node}.cnf"),
-        peers=[f"{host}:{AGENT_PORT}" for host in peer_hosts(mycnf) if host != own_host(mycnf)],
+        peers=[
+            f"{host}:{AGENT_PORT}" for host in peer_hosts(delivered) if host != own_host(delivered)
+        ],
         stop_node_on_exit=True,
         cluster_namespace=namespace,
         cluster=cluster,
@@ -75,8 +78,11 @@ def config_from_env(env: Mapping[str, str]) -> AgentConfig:
     )
 
 
-def install_mycnf(rendered: str, paths: NodePaths) -> str:
-    """Write the node's my.cnf onto its volume with the paths of that volume; returns it."""
+def install_mycnf(rendered: str, paths: NodePaths, pod_ip: str) -> str:
+    """Write the node's my.cnf onto its volume with the paths of that volume, and the Pod's IP
+    where the node listens and says where it is (its own name resolves to that IP, but Galera
+    refuses a name in some of them); returns it."""
+    host = own_host(rendered)
     own = {
         "datadir": str(paths.data),
         "socket": str(paths.socket),
@@ -89,6 +95,8 @@ def install_mycnf(rendered: str, paths: NodePaths) -> str:
         key = match.group(2).replace("-", "_") if match else None
         if match and key in own:
             line = f"{match.group(1)}{match.group(2)}{match.group(3)}{own[key]}"
+        elif host and key != "wsrep_cluster_address":
+            line = line.replace(host, pod_ip)
         lines.append(line)
     if os.geteuid() == 0 and not any(_key(line) == "user" for line in lines):
         lines.append("user = root")  # mariadbd refuses to run as root unless told to
