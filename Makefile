@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export MYSQLOPS_HOME ?= $(CURDIR)/.mysqlops
 
-.PHONY: up down clean test lint setup crds dashboard
+.PHONY: up down clean test lint setup crds dashboard k8s-e2e
 
 setup:
 	@bash scripts/setup.sh
@@ -19,6 +19,11 @@ clean: down
 
 test: setup
 	$(PY) -m pytest -q
+
+# The Kubernetes scenarios alone (also part of `make test`): one line per scenario with its outcome
+# and time, on the simulated Kubernetes of tests/kube/ with real mariadbd in the Pods.
+k8s-e2e: setup
+	$(PY) -m pytest -q tests/k8s_e2e
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy

@@ -59,6 +59,7 @@ class KubernetesSettings:
     pods: objects.PodSettings
     backup_root: Path  # where the worker mounts the backup volume (ReadWriteMany for many)
     pod_wait: float = POD_WAIT
+    domain: str = common.CLUSTER_DOMAIN
 
 
 class KubernetesRuntime:
@@ -76,15 +77,15 @@ class KubernetesRuntime:
         names = objects.ClusterNames.of(cluster)
         return ClusterLayout(
             cluster=cluster,
-            host=f"{names.writer_service}.{cluster.namespace}.svc",
+            host=objects.service_host(cluster, names.writer_service, self.settings.domain),
             writer_port=common.SERVICE_PORT,
-            reader_host=f"{names.reader_service}.{cluster.namespace}.svc",
+            reader_host=objects.service_host(cluster, names.reader_service, self.settings.domain),
             reader_port=common.SERVICE_PORT,
             nodes=[
                 NodeLayout(
                     name=objects.node_pod_name(cluster, i),
                     ordinal=i,
-                    host=objects.peer_host(cluster, i),
+                    host=objects.peer_host(cluster, i, self.settings.domain),
                     port=common.PORT_MYSQL,
                 )
                 for i in range(replicas)
@@ -548,5 +549,6 @@ def from_environment(kubeconfig: str | None, temporal_address: str) -> Kubernete
         pods=pods,
         backup_root=Path(env.get("MYSQLOPS_BACKUP_DIR", "/var/lib/mysqlops-backups")),
         pod_wait=float(env.get("MYSQLOPS_POD_WAIT", str(POD_WAIT))),
+        domain=env.get("MYSQLOPS_CLUSTER_DOMAIN", common.CLUSTER_DOMAIN),
     )
     return KubernetesRuntime(k8s.ApiClient(configuration), settings)

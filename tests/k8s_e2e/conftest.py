@@ -36,6 +36,7 @@ from tests.kube.informer import PODS, SECRETS, Api, Kind
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "k8s" / "mysqlcluster.yaml"
 GROUP, VERSION = "mysqlops.io", "v1alpha1"
+MYSQLBACKUP, MYSQLRESTORE = "mysqlbackups", "mysqlrestores"
 T = TypeVar("T")
 Obj = dict[str, Any]
 
@@ -72,6 +73,36 @@ class Stack:
         )
         assert isinstance(created, dict)
         return created
+
+    def patch_cluster(self, name: str, spec: Obj) -> None:
+        """`kubectl patch mysqlcluster NAME --type merge -p '{"spec": ...}'`."""
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "mysqlclusters", name, {"spec": spec}
+        )
+
+    def delete_cluster(self, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "mysqlclusters", name
+        )
+
+    def create(self, plural: str, name: str, spec: Obj) -> None:
+        """A MySQLBackup or MySQLRestore, as `kubectl apply` makes it."""
+        kind = {MYSQLBACKUP: "MySQLBackup", MYSQLRESTORE: "MySQLRestore"}[plural]
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": kind,
+            "metadata": {"name": name, "namespace": self.namespace},
+            "spec": spec,
+        }
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, body)
+
+    def resource_status(self, plural: str, name: str) -> Obj:
+        found = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, plural, name
+        )
+        assert isinstance(found, dict)
+        status: Obj = found.get("status") or {}
+        return status
 
     def mysqlcluster(self, name: str) -> Obj | None:
         try:

@@ -7,11 +7,11 @@ from typing import Any
 
 from activities.agent_client import AgentClient
 from api.states import JoinMethod
-from tests.k8s_e2e.conftest import Stack, wait
-from tests.kube.informer import CONFIGMAPS, STATEFULSETS
+from tests.k8s_e2e.conftest import MYSQLBACKUP, MYSQLRESTORE, Stack, wait
+from tests.kube.informer import CONFIGMAPS, PODS, PVCS, SECRETS, STATEFULSETS
 
 NAME = "db"
-PODS = [f"{NAME}-{i}" for i in range(3)]
+NODES = [f"{NAME}-{i}" for i in range(3)]
 written: list[int] = []  # every row whose commit was acknowledged, across scenarios
 
 
@@ -49,7 +49,7 @@ def has_every_write(stack: Stack, pod: str) -> bool:
 
 
 def every_write_everywhere(stack: Stack) -> None:
-    for pod in PODS:
+    for pod in NODES:
         wait(partial(has_every_write, stack, pod), 60, pod)
 
 
@@ -64,17 +64,17 @@ def test_a_cluster_applied_as_a_resource_becomes_green(stack: Stack) -> None:
     status = stack.wait_green(NAME, timeout=420)
     # What `kubectl get mysqlclusters` prints (the printer columns' fields).
     assert status["ready"] == "3/3" and status["automation"] == "Active"
-    assert status["writer"] in PODS and status["phase"] == "Running"
+    assert status["writer"] in NODES and status["phase"] == "Running"
     uid = created["metadata"]["uid"]
     statefulset = stack.get(STATEFULSETS, NAME) or {}
     assert statefulset["spec"]["replicas"] == 3
     assert statefulset["spec"]["updateStrategy"]["type"] == "OnDelete"
     assert statefulset["metadata"]["ownerReferences"][0]["uid"] == uid
-    for pod in PODS:
+    for pod in NODES:
         stack.cluster.wait_pod_ready(stack.namespace, pod, timeout=60)
     # The ConfigMap holds each node's my.cnf; each node runs with what its file says.
     data = (stack.get(CONFIGMAPS, f"{NAME}-config") or {})["data"]
-    assert sorted(data) == [f"{pod}.cnf" for pod in PODS]
+    assert sorted(data) == [f"{pod}.cnf" for pod in NODES]
     assert f"wsrep_node_name = {NAME}-1" in data[f"{NAME}-1.cnf"]
 
 
@@ -84,7 +84,7 @@ def test_writes_through_the_writer_service_are_on_every_node(stack: Stack) -> No
 
 
 def test_a_killed_container_is_restarted_by_the_kubelet_and_rejoins_by_ist(stack: Stack) -> None:
-    pod = PODS[1]
+    pod = NODES[1]
     before = container(stack, pod).get("restartCount", 0)
     stack.cluster.kill_container(stack.namespace, pod)
     write(stack, 20)  # missed by the killed node: its rejoin is an IST of these
@@ -102,7 +102,7 @@ def test_a_killed_container_is_restarted_by_the_kubelet_and_rejoins_by_ist(stack
 
 
 def test_a_deleted_pod_is_recreated_and_rejoins_by_ist(stack: Stack) -> None:
-    pod = PODS[2]
+    pod = NODES[2]
     uid = (stack.cluster.pod(stack.namespace, pod) or {})["metadata"]["uid"]
     stack.delete_pod(pod)
     write(stack, 20)
@@ -120,10 +120,131 @@ def test_a_deleted_pod_is_recreated_and_rejoins_by_ist(stack: Stack) -> None:
 
 def test_every_pod_deleted_at_once_comes_back_with_every_write(stack: Stack) -> None:
     write(stack, 20)
-    for pod in PODS:
+    for pod in NODES:
         stack.delete_pod(pod)
-    for pod in PODS:
+    for pod in NODES:
         stack.cluster.wait_pod_ready(stack.namespace, pod, timeout=300)
     stack.wait_green(NAME, timeout=300)
     every_write_everywhere(stack)
-    assert rows_on(stack, PODS[0]) == sorted(written)  # nothing lost, nothing invented
+    assert rows_on(stack, NODES[0]) == sorted(written)  # nothing lost, nothing invented
+
+
+def nodes_ready(stack: Stack, count: int) -> bool:
+    status = stack.status(NAME)
+    return status.get("ready") == f"{count}/{count}" and status.get("state") == "Green"
+
+
+def test_scale_to_five_and_back_to_three(stack: Stack) -> None:
+    stack.patch_cluster(NAME, {"replicas": 5})
+    wait(lambda: nodes_ready(stack, 5), 420, "5/5 Green", stack.diagnose)
+    stack.wait_green(NAME)
+    statefulset = stack.get(STATEFULSETS, NAME) or {}
+    assert statefulset["spec"]["replicas"] == 5
+    write(stack, 10)
+    for pod in (f"{NAME}-3", f"{NAME}-4"):
+        wait(partial(has_every_write, stack, pod), 60, pod)  # new nodes joined by SST
+    stack.patch_cluster(NAME, {"replicas": 3})
+    wait(lambda: nodes_ready(stack, 3), 420, "3/3 Green", stack.diagnose)
+    stack.wait_green(NAME)
+    wait(lambda: stack.get(PODS, f"{NAME}-4") is None, 120, "db-4 gone")
+    assert stack.get(PODS, f"{NAME}-3") is None
+    # Their volumes stay (deletionPolicy: Retain): scaling up again would find the data.
+    assert stack.get(PVCS, f"data-{NAME}-3") is not None
+    every_write_everywhere(stack)
+
+
+def test_a_config_change_restarts_every_node_the_writer_last(stack: Stack) -> None:
+    writer = stack.status(NAME)["writer"]
+    config = {**(stack.mysqlcluster(NAME) or {})["spec"]["mysql"]["config"]}
+    stack.patch_cluster(NAME, {"mysql": {"config": {**config, "max_connections": 321}}})
+    wait(
+        lambda: all(variable(stack, pod, "max_connections") == "321" for pod in NODES),
+        600,
+        "max_connections 321 everywhere",
+        stack.diagnose,
+    )
+    stack.wait_green(NAME)
+    uptimes = {pod: int(status_value(stack, pod, "Uptime")) for pod in NODES}
+    assert min(uptimes, key=lambda pod: uptimes[pod]) == writer, uptimes  # restarted last
+    write(stack, 10)
+    every_write_everywhere(stack)
+
+
+def test_a_backup_and_an_in_place_restore_through_the_agents(stack: Stack) -> None:
+    write(stack, 10)
+    at_backup = sorted(written)
+    stack.create(MYSQLBACKUP, "db-backup", {"cluster": NAME})
+    done = wait(
+        lambda: (
+            (s := stack.resource_status(MYSQLBACKUP, "db-backup")).get("phase")
+            in ("Succeeded", "Failed")
+            and s
+        ),
+        600,
+        "backup ended",
+        stack.diagnose,
+    )
+    assert done["phase"] == "Succeeded", done
+    checksum = table_checksum(stack, NODES[0])
+    write(stack, 10)  # after the backup point: the restore takes these away
+    stack.create(MYSQLRESTORE, "db-restore", {"cluster": NAME, "backup": "db-backup"})
+    restored = wait(
+        lambda: (
+            (s := stack.resource_status(MYSQLRESTORE, "db-restore")).get("phase")
+            in ("Succeeded", "Failed")
+            and s
+        ),
+        900,
+        "restore ended",
+        stack.diagnose,
+    )
+    assert restored["phase"] == "Succeeded", restored
+    stack.wait_green(NAME)
+    for pod in NODES:
+        assert rows_on(stack, pod) == at_backup, pod
+        assert table_checksum(stack, pod) == checksum, pod
+    # The data before the restore is kept, not deleted.
+    assert restored.get("setAside"), restored
+    written[:] = at_backup
+
+
+def test_deleting_the_cluster_releases_it_and_keeps_the_volumes(stack: Stack) -> None:
+    stack.delete_cluster(NAME)
+    wait(lambda: stack.mysqlcluster(NAME) is None, 300, "finalizer released", stack.diagnose)
+    wait(lambda: stack.get(STATEFULSETS, NAME) is None, 60, "StatefulSet gone")
+    wait(lambda: not any(stack.get(PODS, pod) for pod in NODES), 120, "pods gone")
+    for pod in NODES:
+        assert stack.get(PVCS, f"data-{pod}") is not None  # deletionPolicy: Retain
+
+
+def test_deletion_policy_delete_removes_the_volumes(stack: Stack) -> None:
+    name = "gone"
+    stack.apply_cluster(name, replicas=1, deletionPolicy="Delete")
+    stack.wait_green(name, timeout=300)
+    assert stack.get(PVCS, f"data-{name}-0") is not None
+    stack.delete_cluster(name)
+    wait(lambda: stack.mysqlcluster(name) is None, 300, "finalizer released", stack.diagnose)
+    wait(lambda: stack.get(PVCS, f"data-{name}-0") is None, 120, "volume deleted")
+    assert stack.get(SECRETS, f"{name}-secrets") is None
+
+
+def variable(stack: Stack, pod: str, name: str) -> str:
+    return str(query(stack, pod, f"SELECT @@{name}")[0][0])
+
+
+def status_value(stack: Stack, pod: str, name: str) -> str:
+    return str(query(stack, pod, f"SHOW GLOBAL STATUS LIKE '{name}'")[0][1])
+
+
+def table_checksum(stack: Stack, pod: str) -> int:
+    return int(query(stack, pod, "CHECKSUM TABLE e2e.t")[0][1])
+
+
+def query(stack: Stack, pod: str, sql: str) -> list[tuple[Any, ...]]:
+    conn = stack.connect(stack.pod_ip(pod), NAME)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+            return list(cursor.fetchall())
+    finally:
+        conn.close()

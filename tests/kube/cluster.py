@@ -3,10 +3,13 @@
 The emulated API server (``tests/kube/emulator.py``, served over HTTP by ``KubeServer``), the
 controllers (``tests/kube/controllers.py``: StatefulSet, Deployment, claim binding, garbage
 collection) and one kubelet for every node (``tests/kube/kubelet.py``: each container a local
-process, each pod a loopback address, claims as directories, DNS as hosts files). Their
-module docstrings say what is faithful and what differs. Use it as a context manager (the
-``kube_cluster`` fixture of ``tests/kube/conftest.py`` does): leaving it stops the kubelet
-first (every process it started ends), then the controllers, then the server.
+process, each pod a loopback address, claims as directories, DNS as hosts files and a small
+DNS server, ``tests/kube/dns.py``). Their module docstrings say what is faithful and what
+differs. Use it as a context manager (the ``kube_cluster`` fixture of
+``tests/kube/conftest.py`` does): leaving it stops the kubelet first (every process it
+started ends, then its DNS server), then the controllers, then the server. One cluster per
+``pod_cidr`` runs on a machine at a time: its DNS server takes port 53 of the CIDR's first
+address.
 
 The test defaults are fast: back-off 0.5 s doubling to 5 s, probe periods and initial delays
 x 0.1, 2 s of grace when the kubelet stops.
@@ -142,12 +145,14 @@ class KubeCluster:
         self.node.oom_kill(namespace, pod, container)
 
     def dns_command(self, argv: list[str]) -> list[str]:
-        """A command line running ``argv`` with the cluster's DNS names of the pods (see
-        ``Kubelet.dns_command``); the caller starts the process and ends it."""
+        """A command line running ``argv`` with the cluster's DNS names of the pods (hosts file
+        and resolv.conf, see ``Kubelet.dns_command``); the caller starts the process and ends
+        it."""
         return self.node.dns_command(argv)
 
     def require_dns(self) -> None:
-        """Raise a clear error unless pods resolve each other's names (root + unshare)."""
+        """Raise a clear error unless pods resolve each other's names (root, unshare, and an
+        /etc/resolv.conf to mount over)."""
         self.node.require_dns()
 
     def logs(

@@ -105,33 +105,55 @@ What it does as a real kubelet does (what a runtime may rely on):
    ``/tmp/pytest-...`` file given to a pod with a volume on ``/tmp``).
 11. **DNS.** As root, each container (and each exec probe or hook) runs in a private mount
    namespace (``unshare --mount --uts --propagation private``) where a per-pod hosts file
-   (``<root>/pods/<uid>/etc-hosts``) is bind-mounted on /etc/hosts, and its hostname is the
-   pod's (``spec.hostname`` or its name). The kubelet keeps that file up to date in place
-   (written then truncated, never renamed, so the bind mount sees it): the real kubelet's
-   hosts file (localhost lines, the pod's own ``<ip> <hostname>.<subdomain>.<ns>.svc.cluster.local
-   <hostname>``), plus, as the cluster DNS would answer (search domains included), the pod's
-   own ``<hostname>.<subdomain>.<ns>.svc`` and, for every other Pod with a podIP and a
-   ``spec.subdomain`` that is not terminating or finished: ``<ip>
-   <pod>.<subdomain>.<ns>.svc.cluster.local <pod>.<subdomain>.<ns>.svc <pod>.<subdomain>.<ns>
-   <pod>.<subdomain>`` (the last form only within the same namespace). As with
-   ``publishNotReadyAddresses: true``, Pods are listed whether Ready or not, and whether or
-   not a headless Service of that name exists or selects them. Service names themselves do
-   not resolve. ``dns_command(argv)`` gives a process of this machine (a worker standing for
-   a pod) the same names, from a cluster-wide hosts file ``<root>/cluster-hosts``. The host's
-   /etc/hosts never changes. Not root (``dns=False``): no namespaces, no hosts file, the
-   host's name; a test that needs DNS calls ``require_dns()`` which raises a clear error.
+   (``<root>/pods/<uid>/etc-hosts``) is bind-mounted on /etc/hosts and a per-pod
+   ``resolv.conf`` on /etc/resolv.conf (on the file it points to if it is a symlink: the
+   host's files never change), and its hostname is the pod's (``spec.hostname`` or its name).
+   The names (``dns_records()``, the one source of both files and of the DNS server): every
+   Pod with a podIP and a ``spec.subdomain`` that is not terminating or finished is
+   ``<hostname>.<subdomain>.<ns>.svc.cluster.local``, Ready or not (as with
+   ``publishNotReadyAddresses: true``) and whether or not a headless Service of that name
+   exists or selects it. Service names themselves do not resolve.
+
+   - **The hosts file**, kept up to date in place (written then truncated, never renamed, so
+     the bind mount sees it): the real kubelet's (localhost lines, the pod's own ``<ip>
+     <hostname>.<subdomain>.<ns>.svc.cluster.local <hostname>``), plus the pod's own
+     ``<hostname>.<subdomain>.<ns>.svc`` and every other pod's name in each form a search list
+     finds: ``<ip> <fqdn> <hostname>.<subdomain>.<ns>.svc <hostname>.<subdomain>.<ns>
+     <hostname>.<subdomain>`` (the last only within the same namespace). libc reads it
+     before asking DNS.
+   - **The cluster DNS** (``tests/kube/dns.py``, CoreDNS's stand-in): a server on the first
+     address of ``pod_cidr`` (127.11.0.1), port 53, UDP and TCP, authoritative for
+     ``cluster.local`` with the same names (updated with the hosts files), TTL 5 s; NXDOMAIN
+     for other names of the zone, REFUSED outside it (no recursion: pods in tests need only
+     cluster names). The resolv.conf is what a real kubelet writes for ``dnsPolicy:
+     ClusterFirst``: ``search <ns>.svc.cluster.local svc.cluster.local cluster.local``,
+     ``nameserver 127.11.0.1``, ``options ndots:5`` (the host's search domains are not
+     appended). It serves programs that ask DNS themselves, such as HAProxy's ``resolvers``
+     with ``parse-resolv-conf`` (following a pod's new IP). Those apply no search list: as in
+     a real cluster, only the full ``....svc.cluster.local`` resolves for them (``x.svc``
+     asked as it is: REFUSED here, NXDOMAIN from a real cluster's upstream resolver).
+
+   ``dns_command(argv)`` gives a process of this machine (a worker standing for a pod) the
+   same names: the cluster-wide hosts file ``<root>/cluster-hosts`` (no short
+   ``<hostname>.<subdomain>`` form) and ``<root>/cluster-resolv.conf`` (search ``svc.cluster.local
+   cluster.local``). One machine runs one kubelet per ``pod_cidr``: a second one cannot bind
+   its DNS address and fails to start. Not root (``dns=False``): no namespaces, no files, no
+   DNS server, the host's name and resolver; a test that needs DNS calls ``require_dns()``,
+   which raises a clear error.
 12. **Ignored**: ``securityContext`` (users, fsGroup, read-only root file system,
    capabilities: every process runs as the test's user, root), ``resources`` (no limits, no
    QoS class), ``affinity``, ``nodeSelector``, ``tolerations`` (every pod lands on the one
    node: a required anti-affinity never leaves a pod Pending), ``shareProcessNamespace``,
-   ``hostNetwork``, ``dnsPolicy``/``dnsConfig``, ``enableServiceLinks`` (no service
-   variables are ever set), ``automountServiceAccountToken`` (no token is mounted), image
-   pull policies. There is no ``pods/eviction``, ``pods/exec`` or ``pods/log`` endpoint
-   (``KubeCluster.logs`` reads the log files).
+   ``hostNetwork``, ``dnsPolicy``/``dnsConfig`` (every pod is ClusterFirst),
+   ``enableServiceLinks`` (no service variables are ever set),
+   ``automountServiceAccountToken`` (no token is mounted), image pull policies. There is no
+   ``pods/eviction``, ``pods/exec`` or ``pods/log`` endpoint (``KubeCluster.logs`` reads the
+   log files).
 13. ``stop()`` (SIGTERM, ``stop_grace`` seconds, SIGKILL; no preStop, no API calls: the Pod
    objects stay as they are, as when a node dies) leaves no process it started, removes the
-   pods' directories (hosts files, emptyDirs; claim directories and logs stay). Container
-   output goes to ``<root>/logs/<ns>_<pod>_<uid>/<container>/<restartCount>.log``.
+   pods' directories (hosts files, emptyDirs; claim directories and logs stay), stops the
+   DNS server. Container output goes to
+   ``<root>/logs/<ns>_<pod>_<uid>/<container>/<restartCount>.log``.
 """
 
 import base64
@@ -156,14 +178,24 @@ from urllib.parse import urlparse
 
 from kubernetes import client as k8s
 
+from tests.kube.dns import ZONE as CLUSTER_DOMAIN
+from tests.kube.dns import DnsServer
 from tests.kube.informer import CONFIGMAPS, PODS, PVCS, SECRETS, Api, Informer, Kind, Obj
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MARKER = "TEST_KUBELET_CONTAINER"
-# Run in the container's mount and UTS namespaces: $0 the hosts file, $1 the hostname.
-IN_NAMESPACES = 'mount --bind "$0" /etc/hosts && hostname "$1" && shift && exec "$@"'
+# Run in the container's mount and UTS namespaces: $0 the hosts file, $1 resolv.conf, $2 the
+# hostname. /etc/resolv.conf may be a symlink: mount(2) follows it, in this namespace only.
+IN_NAMESPACES = (
+    'mount --bind "$0" /etc/hosts && mount --bind "$1" /etc/resolv.conf && hostname "$2" '
+    '&& shift 2 && exec "$@"'
+)
+# The same for a process of this machine (dns_command): $0 the hosts file, $1 resolv.conf.
+IN_MOUNT_NAMESPACE = (
+    'mount --bind "$0" /etc/hosts && mount --bind "$1" /etc/resolv.conf && shift && exec "$@"'
+)
 HOSTS_HEADER = (
     "# Kubernetes-managed hosts file (tests/kube/kubelet.py).\n"
     "127.0.0.1\tlocalhost\n"
@@ -177,6 +209,7 @@ IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # a
 SECRET_DEFAULT_MODE = 0o600  # a real kubelet's is 0644 (see 9. above)
 CONFIGMAP_DEFAULT_MODE = 0o644
 DEFAULT_GRACE = 30
+RESOLV_CONF = Path("/etc/resolv.conf")  # the host's; a symlink to it is fine
 
 
 def now_rfc3339() -> str:
@@ -297,6 +330,29 @@ def atomic_write(directory: Path, files: dict[str, tuple[bytes, int]]) -> None:
             shutil.rmtree(entry, ignore_errors=True)
         elif not entry.name.startswith("..") and entry.name not in tops and entry.is_symlink():
             entry.unlink()
+
+
+@dataclass(frozen=True)
+class DnsRecord:
+    """A pod's name in the cluster DNS: ``<hostname>.<subdomain>.<ns>.svc.cluster.local``."""
+
+    hostname: str
+    subdomain: str
+    namespace: str
+    ip: str
+    uid: str
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.hostname}.{self.subdomain}.{self.namespace}.svc.{CLUSTER_DOMAIN}"
+
+    def hosts_line(self, namespace: str | None) -> str:
+        """Its hosts-file line: every form libc finds through the search list of a pod in
+        ``namespace`` (``None``: of ``dns_command``, which has no namespace)."""
+        stem = f"{self.hostname}.{self.subdomain}.{self.namespace}"
+        forms = [self.fqdn, f"{stem}.svc", stem]
+        forms += [f"{self.hostname}.{self.subdomain}"] * (self.namespace == namespace)
+        return f"{self.ip}\t{' '.join(forms)}\n"
 
 
 @dataclass
@@ -558,6 +614,7 @@ class PodWorker:
         self.subdomain = spec.get("subdomain")
         self.dir = kubelet.root / "pods" / self.uid
         self.hosts_file = self.dir / "etc-hosts"
+        self.resolv_file = self.dir / "resolv.conf"
         self.marker = f"{kubelet.id}/{self.uid}/"
         self.grace = float(spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE))
         self.policy = spec.get("restartPolicy", "Always")
@@ -596,6 +653,7 @@ class PodWorker:
     def run(self) -> None:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
+            write_in_place(self.resolv_file, self.kubelet.resolv_conf(self.namespace))
             self.ip = self.kubelet.allocate_ip(self)
             self.kubelet.refresh_hosts()
             while True:
@@ -953,18 +1011,23 @@ class Kubelet:
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         self.probe_period_scale, self.stop_grace, self.tick = probe_period_scale, stop_grace, tick
         self.unshare = shutil.which("unshare")
-        self.dns = (os.geteuid() == 0 and self.unshare is not None) if dns is None else dns
+        if dns is None:
+            dns = os.geteuid() == 0 and self.unshare is not None and RESOLV_CONF.exists()
+        self.dns = dns
         self.id = uuid.uuid4().hex[:12]  # in every container's marker
         host = urlparse(configuration.host)
         self.service_host = host.hostname or "127.0.0.1"
         self.service_port = str(host.port or (443 if host.scheme == "https" else 80))
         network = ipaddress.ip_network(pod_cidr)
+        self.dns_address = str(network.network_address + 1)  # pods start at .2
+        self.dns_server = DnsServer(self.dns_address) if dns else None
         self.addresses = [str(a) for a in network if int(a) - int(network.network_address) >= 2]
         self.addresses = self.addresses[:-1] if network.num_addresses > 2 else self.addresses
         self.api = Api(configuration)
         self.workers: dict[str, PodWorker] = {}  # by pod uid
         self.used_ips: dict[str, str] = {}  # ip: pod uid
         self.cluster_hosts_file = root / "cluster-hosts"  # for dns_command
+        self.cluster_resolv_file = root / "cluster-resolv.conf"
         self.cluster_hosts: str | None = None
         self.last_ips: dict[tuple[str, str], str] = {}  # (ns, pod): the ip it had
         self._lock = threading.RLock()
@@ -980,6 +1043,9 @@ class Kubelet:
 
     def start(self) -> "Kubelet":
         self.root.mkdir(parents=True, exist_ok=True)
+        if self.dns_server is not None:
+            self.dns_server.start()
+        write_in_place(self.cluster_resolv_file, self.resolv_conf(None))
         self.refresh_hosts()  # the cluster hosts file exists before any dns_command runs
         for informer in self.informers:
             informer.start()
@@ -1004,10 +1070,14 @@ class Kubelet:
             if worker.thread.ident is not None:
                 worker.thread.join(self.stop_grace + 30)
         sweep(f"{self.id}/")  # anything that escaped: nothing of ours outlives the kubelet
-        for informer in self.informers:
-            informer.stop()
-        self.api.close()
-        shutil.rmtree(self.root / "pods", ignore_errors=True)
+        try:
+            for informer in self.informers:
+                informer.stop()
+            self.api.close()
+        finally:
+            shutil.rmtree(self.root / "pods", ignore_errors=True)
+            if self.dns_server is not None:
+                self.dns_server.stop()
         if self._thread.is_alive() or any(w.thread.is_alive() for w in workers):
             raise RuntimeError("the kubelet did not stop")
 
@@ -1058,8 +1128,9 @@ class Kubelet:
     def require_dns(self) -> None:
         if not self.dns:
             raise RuntimeError(
-                "this test needs the pods' DNS (hosts files bind-mounted in a mount namespace "
-                "per container): run the tests as root, with util-linux unshare installed"
+                "this test needs the pods' DNS (hosts file and resolv.conf bind-mounted in a "
+                "mount namespace per container, a DNS server on port 53): run the tests as "
+                "root, with util-linux unshare installed and an /etc/resolv.conf"
             )
 
     # --- the loop ---------------------------------------------------------------------------------
@@ -1169,6 +1240,7 @@ class Kubelet:
             "-c",
             IN_NAMESPACES,
             str(pod.hosts_file),
+            str(pod.resolv_file),
             pod.hostname,
             *argv,
         ]
@@ -1192,52 +1264,66 @@ class Kubelet:
             shutil.rmtree(pod.dir, ignore_errors=True)
         self._wake.set()
 
-    def refresh_hosts(self) -> None:
-        """Every pod's hosts file and the cluster's (``dns_command``), in place when changed."""
+    def dns_records(self) -> list[DnsRecord]:
+        """The pods the cluster DNS knows (see 11. above): those with a podIP and a
+        ``spec.subdomain`` that are neither terminating nor finished. The one source of the
+        hosts files and of the DNS server's records."""
         with self._lock:
-            workers = [w for w in self.workers.values() if not w.done and w.ip]
-            records = [
-                (w, f"{w.name}.{w.subdomain}.{w.namespace}")
-                for w in workers
-                if w.subdomain and not w.deleting and not w.finished
+            return [
+                DnsRecord(w.hostname, w.subdomain, w.namespace, w.ip, w.uid)
+                for w in self.workers.values()
+                if w.ip and w.subdomain and not (w.done or w.deleting or w.finished)
             ]
 
-            def names(peer: PodWorker, name: str, namespace: str | None) -> str:
-                forms = [f"{name}.svc.cluster.local", f"{name}.svc", name]
-                forms += [f"{peer.name}.{peer.subdomain}"] * (peer.namespace == namespace)
-                return f"{peer.ip}\t{' '.join(forms)}\n"
-
-            cluster = "".join([HOSTS_HEADER, *(names(p, n, None) for p, n in records)])
+    def refresh_hosts(self) -> None:
+        """Every pod's hosts file, the cluster's (``dns_command``) and the DNS server's records,
+        all from ``dns_records()``; the files in place, when changed."""
+        with self._lock:
+            records = self.dns_records()
+            if self.dns_server is not None:
+                answers: dict[str, list[str]] = {}
+                for record in records:
+                    answers.setdefault(record.fqdn, []).append(record.ip)
+                self.dns_server.update(answers)
+            cluster = "".join([HOSTS_HEADER, *(r.hosts_line(None) for r in records)])
             if cluster != self.cluster_hosts:
                 write_in_place(self.cluster_hosts_file, cluster)
                 self.cluster_hosts = cluster
-            for worker in workers:
+            for worker in [w for w in self.workers.values() if not w.done and w.ip]:
                 own = f"{worker.ip}\t{worker.hostname}\n"
                 if worker.subdomain:
                     # The real kubelet's own line, then what the cluster DNS answers for the
                     # pod's own name under its headless Service (a pod resolves itself too).
                     fqdn = f"{worker.hostname}.{worker.subdomain}.{worker.namespace}"
                     own = (
-                        f"{worker.ip}\t{fqdn}.svc.cluster.local\t{worker.hostname}\n"
+                        f"{worker.ip}\t{fqdn}.svc.{CLUSTER_DOMAIN}\t{worker.hostname}\n"
                         f"{worker.ip}\t{fqdn}.svc\t{worker.hostname}.{worker.subdomain}\n"
                     )
                 lines = [HOSTS_HEADER, own]
-                lines += [names(p, n, worker.namespace) for p, n in records if p is not worker]
+                lines += [r.hosts_line(worker.namespace) for r in records if r.uid != worker.uid]
                 content = "".join(lines)
                 if content != worker.hosts and worker.dir.exists():
                     write_in_place(worker.hosts_file, content)
                     worker.hosts = content
 
+    def resolv_conf(self, namespace: str | None) -> str:
+        """A pod's resolv.conf, as a real kubelet writes it for ``dnsPolicy: ClusterFirst``
+        (``None``: the cluster view of ``dns_command``, without a namespace's search domain)."""
+        search = [f"svc.{CLUSTER_DOMAIN}", CLUSTER_DOMAIN]
+        search = [f"{namespace}.svc.{CLUSTER_DOMAIN}", *search] if namespace else search
+        return f"search {' '.join(search)}\nnameserver {self.dns_address}\noptions ndots:5\n"
+
     def dns_command(self, argv: list[str]) -> list[str]:
-        """``argv`` as a command line that runs it with the cluster's DNS names: in a mount
-        namespace of its own where the cluster hosts file (every pod of 11. above, in every
-        namespace, without the short ``<pod>.<subdomain>`` form) is on /etc/hosts. For a
-        process of this machine that stands for a pod (a worker), started by the caller."""
+        """``argv`` as a command line that runs it with the cluster's DNS: in a mount namespace
+        of its own where the cluster hosts file (every pod of 11. above, in every namespace,
+        without the short ``<hostname>.<subdomain>`` form) is on /etc/hosts and a resolv.conf
+        naming the cluster DNS (search ``svc.cluster.local cluster.local``) on /etc/resolv.conf.
+        For a process of this machine that stands for a pod (a worker), started by the caller."""
         self.require_dns()
         assert self.unshare is not None
         namespace = [self.unshare, "--mount", "--propagation", "private", "--"]
-        mount = 'mount --bind "$0" /etc/hosts && exec "$@"'
-        return [*namespace, "/bin/sh", "-c", mount, str(self.cluster_hosts_file), *argv]
+        files = [str(self.cluster_hosts_file), str(self.cluster_resolv_file)]
+        return [*namespace, "/bin/sh", "-c", IN_MOUNT_NAMESPACE, *files, *argv]
 
     def claim_dir(self, namespace: str, claim: str) -> Path:
         """The directory of a claim (see 9. above); ``ConfigError`` if the claim is not there."""

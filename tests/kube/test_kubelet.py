@@ -1,10 +1,13 @@
 """The test kubelet runs pods as a runtime will rely on: processes, restarts, probes, graceful
 deletion, environment and volumes, DNS, and nothing left behind (tests/kube/kubelet.py)."""
 
+import contextlib
 import functools
+import ipaddress
 import itertools
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -12,9 +15,13 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.kube import dns
 from tests.kube.cluster import KubeCluster
 from tests.kube.informer import CONFIGMAPS, PODS, PVCS, SECRETS, Api, Obj
 
@@ -73,6 +80,14 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def process_groups(pids: list[int]) -> set[int]:
+    groups = set()
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            groups.add(os.getpgid(pid))
+    return groups
+
+
 def log_json(cluster: KubeCluster, name: str, timeout: float = 15) -> Obj:
     """The last JSON line a pod's container printed."""
 
@@ -110,7 +125,8 @@ def test_readiness_follows_an_http_get_probe(kube_cluster: KubeCluster, tmp_path
     api(kube_cluster).create(PODS, pod("web", web))
     kube_cluster.wait_for(lambda: status(kube_cluster, "web").get("state", {}).get("running"))
     ip = kube_cluster.pod_ip(NS, "web")
-    assert ip is not None and ip.startswith("127.11.0.")
+    assert ip is not None
+    assert ipaddress.ip_address(ip) in ipaddress.ip_network(kube_cluster.pod_cidr)
     answer = kube_cluster.wait_for(lambda: _get(f"http://{ip}:8080/"), 10, "the web server")
     assert answer == "web"  # the container serves on its own pod IP
     time.sleep(0.6)  # six probe periods, every one answered 503
@@ -266,7 +282,7 @@ def test_deleting_a_pod_runs_prestop_then_sigterm_within_the_grace_period(
 
 def test_pods_resolve_each_other_by_the_subdomain(kube_cluster: KubeCluster) -> None:
     kube_cluster.require_dns()
-    hosts_before = Path("/etc/hosts").read_bytes()
+    host_files = host_dns_files()
     serve = python(
         "main",
         SERVE_WHEN_FLAG,
@@ -306,7 +322,7 @@ def test_pods_resolve_each_other_by_the_subdomain(kube_cluster: KubeCluster) -> 
     command = kube_cluster.dns_command([sys.executable, "-c", lookup])
     outside = subprocess.run(command, capture_output=True, text=True, timeout=20, check=True)
     assert outside.stdout.strip() == server_ip
-    assert Path("/etc/hosts").read_bytes() == hosts_before
+    assert host_dns_files() == host_files
 
 
 def test_environment_secret_volumes_and_mount_path_rewriting(kube_cluster: KubeCluster) -> None:
@@ -469,7 +485,7 @@ def test_the_rest_of_a_container_ends_with_its_main_process(kube_cluster: KubeCl
 
 
 def test_stop_leaves_no_process_and_the_host_unchanged(tmp_path: Path) -> None:
-    hosts_before = Path("/etc/hosts").read_bytes()
+    host_files = host_dns_files()
     bystander = subprocess.Popen(["sleep", "1000"])
     cluster = KubeCluster(tmp_path / "cluster", stop_grace=0.5)
     processes: list[int] = []
@@ -487,17 +503,279 @@ def test_stop_leaves_no_process_and_the_host_unchanged(tmp_path: Path) -> None:
         )
         api(cluster).create(PODS, pod("escaper", escaping, subdomain="x", hostname="escaper"))
         cluster.wait_pod_ready(NS, "escaper")
-        processes = cluster.wait_for(
-            lambda: found if len(found := cluster.node.processes()) >= 3 else None
-        )
-        assert len({os.getpgid(pid) for pid in processes}) == 2  # a child left the group
+
+        def started() -> list[int] | None:  # main, its child, and a child that left the group
+            found = cluster.node.processes()  # (a child between fork and setsid is not yet)
+            return found if len(found) >= 3 and len(process_groups(found)) == 2 else None
+
+        processes = cluster.wait_for(started, 10, "three processes in two groups")
         cluster.stop()
         assert not any(alive(pid) for pid in processes)
         assert cluster.node.processes() == []
         assert alive(bystander.pid)  # a process the kubelet did not start is left alone
     finally:
-        cluster.stop()
         bystander.kill()
         bystander.wait()
+        cluster.stop()
     assert not (tmp_path / "cluster" / "pods").exists()  # hosts files, emptyDirs
-    assert Path("/etc/hosts").read_bytes() == hosts_before
+    assert host_dns_files() == host_files
+    if cluster.node.dns:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as port:
+            port.bind((cluster.node.dns_address, 53))  # the DNS server is gone: port 53 is free
+
+
+# --- the cluster DNS (tests/kube/dns.py) ----------------------------------------------------------
+
+DNS_CIDR = "127.12.0.0/24"  # its own addresses: the DNS server is 127.12.0.1
+
+
+def host_dns_files() -> tuple[bytes, bytes]:
+    """The host's /etc/hosts and /etc/resolv.conf (through a symlink): never changed."""
+    return Path("/etc/hosts").read_bytes(), Path("/etc/resolv.conf").read_bytes()
+
+
+@pytest.fixture
+def dns_cluster(tmp_path: Path) -> Iterator[KubeCluster]:
+    """A test cluster on ``DNS_CIDR``, whose DNS server is at its first address."""
+    with KubeCluster(tmp_path / "cluster", pod_cidr=DNS_CIDR) as cluster:
+        cluster.require_dns()
+        assert cluster.node.dns_address == "127.12.0.1"
+        yield cluster
+
+
+def ask(
+    server: str, name: str, qtype: int = dns.TYPE_A, tcp: bool = False
+) -> tuple[int, list[str]]:
+    """Ask the DNS server at ``server``:53 one question: ``(rcode, addresses)``; checks the
+    answer is authoritative (in the zone) with the 5 s TTL."""
+    message = dns.query(name, qtype, edns=not tcp)
+    if tcp:
+        with socket.create_connection((server, 53), timeout=2) as conn:
+            conn.sendall(len(message).to_bytes(2, "big") + message)
+            size = int.from_bytes(conn.recv(2), "big")
+            reply = b""
+            while len(reply) < size:
+                reply += conn.recv(size - len(reply))
+    else:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.settimeout(2)
+            udp.sendto(message, (server, 53))
+            reply = udp.recv(4096)
+    assert reply[:2] == message[:2]  # the query's id
+    flags, rcode, records = dns.parse_response(reply)
+    assert bool(flags & dns.AA) == (rcode != dns.REFUSED)
+    answers = [r for r in records if r[1] == dns.TYPE_A]
+    assert all(r[0] == name.lower().rstrip(".") and r[2] == dns.TTL for r in answers), records
+    return rcode, [socket.inet_ntoa(r[3]) for r in answers]
+
+
+def test_the_dns_server_answers_each_kind_of_message() -> None:
+    server = dns.DnsServer("127.0.0.1")  # answer() alone: no socket
+    server.update({"a.b.ns.svc.cluster.local.": ["127.11.0.9"], "Two.B.ns.svc.cluster.local": []})
+
+    def reply(message: bytes) -> tuple[int, int, list[tuple[str, int, int, bytes]]]:
+        answer = server.answer(message)
+        assert answer is not None and answer[:2] == message[:2]
+        return dns.parse_response(answer)
+
+    a = ("a.b.ns.svc.cluster.local", dns.TYPE_A, dns.TTL, bytes([127, 11, 0, 9]))
+    assert reply(dns.query("a.b.ns.svc.cluster.local"))[1:] == (dns.NOERROR, [a])
+    assert reply(dns.query("A.b.ns.svc.cluster.local", 255))[1:] == (dns.NOERROR, [a])  # ANY
+    flags, rcode, records = reply(dns.query("a.b.ns.svc.cluster.local", edns=True))
+    assert flags & dns.QR and flags & dns.AA and flags & dns.RD and rcode == dns.NOERROR
+    assert [r[1] for r in records] == [dns.TYPE_A, dns.TYPE_OPT]  # EDNS answered with EDNS
+    assert reply(dns.query("two.b.ns.svc.cluster.local"))[1:] == (dns.NOERROR, [])
+    assert reply(dns.query("cluster.local"))[1:] == (dns.NOERROR, [])
+    assert reply(dns.query("x.cluster.local"))[1:] == (dns.NXDOMAIN, [])
+    assert reply(dns.query("cluster.localx"))[1:] == (dns.REFUSED, [])
+    chaos = dns.query("a.b.ns.svc.cluster.local")[:-2] + (3).to_bytes(2, "big")
+    assert reply(chaos)[1:] == (dns.REFUSED, [])  # class CH
+    two = dns.query("x.cluster.local")
+    assert reply(two[:5] + b"\2" + two[6:])[1] == dns.FORMERR  # two questions, one given
+    loop = dns.query("x")[:12] + b"\xc0\x0c" + (1).to_bytes(2, "big") * 2  # points at itself
+    assert reply(loop)[1] == dns.FORMERR
+    status = dns.query("x.cluster.local")
+    assert reply(status[:2] + b"\x11" + status[3:])[1] == dns.NOTIMP  # opcode STATUS
+    assert server.answer(b"\0" * 11) is None  # no header: nothing to answer
+    response = dns.query("x.cluster.local")
+    assert server.answer(response[:2] + b"\x80" + response[3:]) is None  # a response: ignored
+
+
+def sleeper(name: str, subdomain: str = "peers", **spec: Any) -> Obj:
+    main = container("main", "sleep", "1000")
+    return pod(name, main, hostname=name, subdomain=subdomain, **spec)
+
+
+def test_the_cluster_dns_answers_for_the_pods_with_a_subdomain(dns_cluster: KubeCluster) -> None:
+    cluster, server = dns_cluster, "127.12.0.1"
+    api(cluster).create(PODS, sleeper("alpha"))
+    api(cluster).create(PODS, sleeper("beta", subdomain="other"))
+    api(cluster).create(PODS, pod("lone", container("main", "sleep", "1000")))  # no subdomain
+    for name in ("alpha", "beta", "lone"):
+        cluster.wait_pod_ready(NS, name)
+    alpha = cluster.pod_ip(NS, "alpha")
+    fqdn = "alpha.peers.apps.svc.cluster.local"
+    assert ask(server, fqdn) == (dns.NOERROR, [alpha])
+    assert ask(server, fqdn, tcp=True) == (dns.NOERROR, [alpha])
+    assert ask(server, "Alpha.Peers.apps.svc.cluster.local.") == (dns.NOERROR, [alpha])
+    assert ask(server, "beta.other.apps.svc.cluster.local") == (
+        dns.NOERROR,
+        [cluster.pod_ip(NS, "beta")],
+    )
+    assert ask(server, fqdn, dns.TYPE_AAAA) == (dns.NOERROR, [])  # known name, no IPv6
+    assert ask(server, "peers.apps.svc.cluster.local") == (dns.NOERROR, [])  # names below
+    for unknown in ("nobody.peers.apps.svc.cluster.local", "lone.peers.apps.svc.cluster.local"):
+        assert ask(server, unknown) == (dns.NXDOMAIN, [])
+    # No search list on the server's side, no recursion: outside cluster.local, REFUSED.
+    for outside in ("alpha.peers.apps.svc", "example.com", "2.0.12.127.in-addr.arpa"):
+        assert ask(server, outside) == (dns.REFUSED, [])
+
+    api(cluster).delete(PODS, NS, "alpha")
+    cluster.wait_for(lambda: ask(server, fqdn)[0] == dns.NXDOMAIN, 10, "the record removed")
+    assert ask(server, "beta.other.apps.svc.cluster.local")[0] == dns.NOERROR
+
+
+def test_a_pod_asks_the_cluster_dns_through_its_resolv_conf(dns_cluster: KubeCluster) -> None:
+    cluster, host_files = dns_cluster, host_dns_files()
+    # getent -s dns: libc's DNS alone (not the hosts file), with the pod's resolv.conf.
+    lookup = """
+        import json, subprocess, time
+        def dns(name):
+            found = subprocess.run(["getent", "-s", "dns", "hosts", name], capture_output=True)
+            return found.stdout.decode().split() if found.returncode == 0 else found.returncode
+        while dns("server.peers.apps.svc.cluster.local") == 2:
+            time.sleep(0.1)
+        names = ["server.peers", "server.peers.apps.svc", "server.peers.apps.svc.cluster.local",
+                 "nobody.peers", "server.peers.elsewhere.svc"]
+        print(json.dumps({"resolv": open("/etc/resolv.conf").read(),
+                          "found": {name: dns(name) for name in names}}), flush=True)
+        time.sleep(1000)
+    """  # fmt: skip
+    api(cluster).create(PODS, pod("client", python("main", lookup)))
+    api(cluster).create(PODS, sleeper("server"))
+    answer = log_json(cluster, "client", 20)
+    server_ip, fqdn = cluster.pod_ip(NS, "server"), "server.peers.apps.svc.cluster.local"
+    assert answer["resolv"] == (
+        "search apps.svc.cluster.local svc.cluster.local cluster.local\n"
+        "nameserver 127.12.0.1\noptions ndots:5\n"
+    )
+    assert answer["found"] == {  # the short names through the search list, as in a cluster
+        "server.peers": [server_ip, fqdn],
+        "server.peers.apps.svc": [server_ip, fqdn],
+        fqdn: [server_ip, fqdn],
+        "nobody.peers": 2,
+        "server.peers.elsewhere.svc": 2,
+    }
+
+    # A process of this machine standing for a pod: the cluster's view (no namespace).
+    script = 'cat /etc/resolv.conf && getent -s dns hosts "$0" && ! getent -s dns hosts "$1"'
+    argv = ["sh", "-c", script, "server.peers.apps.svc", "server.peers"]
+    outside = subprocess.run(
+        cluster.dns_command(argv), capture_output=True, text=True, timeout=20, check=True
+    )
+    assert [line.split() for line in outside.stdout.splitlines()] == [
+        ["search", "svc.cluster.local", "cluster.local"],
+        ["nameserver", "127.12.0.1"],
+        ["options", "ndots:5"],
+        [server_ip, fqdn],  # through the search list; the short form needs a namespace
+    ]
+    assert host_dns_files() == host_files
+
+
+HAPROXY = """
+global
+    stats socket {socket} mode 600 level admin
+resolvers kube
+    parse-resolv-conf
+    # Failed resolutions count at once (30 s by default), so a server that cannot be resolved
+    # shows within the test.
+    hold nx 1s
+    hold refused 1s
+defaults
+    mode tcp
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend web
+    bind "${{POD_IP}}:8081"
+    default_backend web
+backend web
+    server full web.peers.apps.svc.cluster.local:8080 check inter 200ms {resolution}
+    server short web.peers.apps.svc:8080 check inter 200ms {resolution} backup
+"""
+
+
+def haproxy_servers(socket_path: Path) -> dict[str, tuple[str, str]]:
+    """HAProxy's servers of backend ``web``: ``{name: (status, address)}`` (``show stat``)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(2)
+        conn.connect(str(socket_path))
+        conn.sendall(b"show stat\n")
+        data = b"".join(iter(lambda: conn.recv(65536), b""))
+    rows = data.decode().splitlines()
+    header = rows[0].lstrip("# ").split(",")
+    servers = {}
+    for row in rows[1:]:
+        fields = dict(zip(header, row.split(","), strict=False))
+        if fields.get("pxname") == "web" and fields["svname"] not in ("FRONTEND", "BACKEND"):
+            servers[fields["svname"]] = (fields["status"], fields["addr"].rsplit(":", 1)[0])
+    return servers
+
+
+def test_haproxy_resolves_a_pod_through_the_cluster_dns_and_follows_its_new_ip(
+    dns_cluster: KubeCluster, tmp_path: Path
+) -> None:
+    cluster = dns_cluster
+    stats = tmp_path / "haproxy.sock"
+    config = tmp_path / "haproxy.cfg"
+    resolution = "resolvers kube init-addr last,libc,none"  # as the Kubernetes runtime's
+    config.write_text(HAPROXY.format(socket=stats, resolution=resolution))
+    web = python(
+        "main",
+        SERVE_WHEN_FLAG,
+        env=[env("POD_IP", "status.podIP"), env("POD_NAME", "metadata.name"),
+             {"name": "FLAG", "value": "/"}],
+    )  # fmt: skip
+    api(cluster).create(PODS, pod("web", web, hostname="web", subdomain="peers"))
+    cluster.wait_pod_ready(NS, "web")
+    first_ip = cluster.pod_ip(NS, "web")
+    proxy = container(
+        "haproxy", "haproxy", "-db", "-f", str(config), env=[env("POD_IP", "status.podIP")]
+    )
+    api(cluster).create(PODS, pod("proxy", proxy))
+    cluster.wait_pod_ready(NS, "proxy")
+
+    def servers() -> dict[str, tuple[str, str]] | None:
+        try:
+            return haproxy_servers(stats)
+        except (OSError, IndexError):  # not started yet
+            return None
+
+    cluster.wait_for(lambda: (s := servers()) and s["full"] == ("UP", first_ip), 10, "full UP")
+    # HAProxy's resolvers apply no search list: the short name is asked as it is, and fails
+    # as it does in a real cluster (REFUSED here, NXDOMAIN there).
+    cluster.wait_for(
+        lambda: (s := servers()) and s["short"][0] == "MAINT (resolution)", 10, "short MAINT"
+    )
+    assert cluster.node.dns_server is not None
+    asked = set(cluster.node.dns_server.queries)
+    assert ("web.peers.apps.svc.cluster.local", dns.TYPE_A, dns.NOERROR) in asked
+    assert ("web.peers.apps.svc", dns.TYPE_A, dns.REFUSED) in asked
+    time.sleep(1.5)  # a few resolutions later: still UP, on the same address
+    assert (servers() or {})["full"] == ("UP", first_ip)
+    proxy_ip = cluster.pod_ip(NS, "proxy")
+    assert _get(f"http://{proxy_ip}:8081/") == "web"  # through HAProxy to the pod
+
+    # The pod is recreated with another address (its old one taken meanwhile): HAProxy
+    # follows the name to it.
+    api(cluster).delete(PODS, NS, "web")
+    cluster.wait_for(lambda: first_ip not in cluster.node.used_ips, 15, "the old IP free")
+    api(cluster).create(PODS, sleeper("filler", subdomain="fill"))
+    cluster.wait_for(lambda: cluster.pod_ip(NS, "filler"), 10, "the filler's IP")
+    assert cluster.pod_ip(NS, "filler") == first_ip
+    api(cluster).create(PODS, pod("web", web, hostname="web", subdomain="peers"))
+    cluster.wait_pod_ready(NS, "web")
+    second_ip = cluster.pod_ip(NS, "web")
+    assert second_ip not in (None, first_ip)
+    cluster.wait_for(lambda: (s := servers()) and s["full"] == ("UP", second_ip), 10, "new IP")
+    assert _get(f"http://{proxy_ip}:8081/") == "web"

@@ -11,7 +11,7 @@ from activities.local.paths import NodePaths
 from api.cluster import MySQLClusterSpec
 from workers.agent import pod
 
-HOSTS = [f"db-{i}.db-hl.shop.svc" for i in range(3)]
+HOSTS = [f"db-{i}.db-hl.shop.svc.cluster.local" for i in range(3)]
 
 
 def rendered(ordinal: int) -> str:

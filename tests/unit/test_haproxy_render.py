@@ -33,7 +33,10 @@ def render_local(tmp_path: Path) -> str:
 def render_kube(tmp_path: Path) -> str:
     """As the Kubernetes runtime renders it: peers by their headless Service's names (which do
     not resolve here), every port the pod's, the host the pod's IP from the environment."""
-    servers = [haproxy.Server(f"db-{i}", f"db-{i}.db-hl.ns.svc", 3306, 8080) for i in range(3)]
+    servers = [
+        haproxy.Server(f"db-{i}", f"db-{i}.db-hl.ns.svc.cluster.local", 3306, 8080)
+        for i in range(3)
+    ]
     return haproxy.render(
         cluster="db",
         host=POD_IP,
@@ -132,4 +135,5 @@ def test_kube_servers_resolve_at_run_time(tmp_path: Path) -> None:
     assert len(servers) == 6
     for line in servers:
         assert f" {RESOLUTION}" in line, line
-        assert re.search(r" db-\d\.db-hl\.ns\.svc:3306 check port 8080 ", line), line
+        server = r" db-\d\.db-hl\.ns\.svc\.cluster\.local:3306 check port 8080 "
+        assert re.search(server, line), line

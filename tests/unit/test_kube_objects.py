@@ -133,7 +133,8 @@ def test_the_objects_and_their_names() -> None:
     )
     assert {m["metadata"]["namespace"] for m in manifests} == {"shop"}
     assert objects.node_pod_name(CLUSTER, 2) == "orders-2"
-    assert objects.peer_host(CLUSTER, 2) == "orders-2.orders-hl.shop.svc"
+    assert objects.peer_host(CLUSTER, 2) == "orders-2.orders-hl.shop.svc.cluster.local"
+    assert objects.peer_host(CLUSTER, 2, "k.example") == "orders-2.orders-hl.shop.svc.k.example"
     assert objects.data_claim_name(CLUSTER, 0) == "data-orders-0"
     assert objects.ClusterNames.of(CLUSTER).secret == "orders-secrets"
     # The claim name the StatefulSet controller makes: <template>-<statefulset>-<ordinal>.

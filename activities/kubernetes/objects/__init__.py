@@ -56,6 +56,7 @@ from activities.kubernetes.objects.common import (
     owner_reference,
     peer_host,
     selector,
+    service_host,
 )
 from activities.kubernetes.objects.load_balancer import (
     haproxy_config_map,
@@ -102,6 +103,7 @@ __all__ = [
     "reader_service",
     "secret_metadata",
     "selector",
+    "service_host",
     "statefulset",
     "writer_service",
 ]

@@ -105,6 +105,7 @@ HOSTNAME_TOPOLOGY = "kubernetes.io/hostname"
 # A Service name is a DNS-1035 label (a letter first); the StatefulSet's pods carry
 # `controller-revision-hash: <name>-<10 characters>`, a label value of at most 63.
 MAX_NAME = 52
+CLUSTER_DOMAIN = "cluster.local"  # the kubelet's --cluster-domain; MYSQLOPS_CLUSTER_DOMAIN
 _DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -222,10 +223,17 @@ def node_pod_name(cluster: ClusterRef, ordinal: int) -> str:
     return f"{cluster.name}-{ordinal}"
 
 
-def peer_host(cluster: ClusterRef, ordinal: int) -> str:
-    """`<name>-<i>.<name>-hl.<ns>.svc`: resolvable from the pod's creation on, Ready or not."""
+def peer_host(cluster: ClusterRef, ordinal: int, domain: str = CLUSTER_DOMAIN) -> str:
+    """`<name>-<i>.<name>-hl.<ns>.svc.<cluster domain>`: resolvable from the pod's creation
+    on, Ready or not. Fully qualified: HAProxy's resolvers ask the cluster DNS for the name
+    as written (no search list), and the cluster DNS answers only in its domain."""
     names = ClusterNames.of(cluster)
-    return f"{node_pod_name(cluster, ordinal)}.{names.headless_service}.{cluster.namespace}.svc"
+    pod = node_pod_name(cluster, ordinal)
+    return f"{pod}.{names.headless_service}.{cluster.namespace}.svc.{domain}"
+
+
+def service_host(cluster: ClusterRef, service: str, domain: str = CLUSTER_DOMAIN) -> str:
+    return f"{service}.{cluster.namespace}.svc.{domain}"
 
 
 def node_config_key(cluster: ClusterRef, ordinal: int) -> str:
