@@ -5,6 +5,8 @@ containers killed and its Pods deleted (one, then all), and every acknowledged w
 from functools import partial
 from typing import Any
 
+import pymysql
+
 from activities.agent_client import AgentClient
 from api.states import JoinMethod
 from tests.k8s_e2e.conftest import MYSQLBACKUP, MYSQLRESTORE, Stack, wait
@@ -158,7 +160,7 @@ def test_a_config_change_restarts_every_node_the_writer_last(stack: Stack) -> No
     config = {**(stack.mysqlcluster(NAME) or {})["spec"]["mysql"]["config"]}
     stack.patch_cluster(NAME, {"mysql": {"config": {**config, "max_connections": 321}}})
     wait(
-        lambda: all(variable(stack, pod, "max_connections") == "321" for pod in NODES),
+        lambda: all(answers(stack, pod, "max_connections", "321") for pod in NODES),
         600,
         "max_connections 321 everywhere",
         stack.diagnose,
@@ -226,6 +228,14 @@ def test_deletion_policy_delete_removes_the_volumes(stack: Stack) -> None:
     wait(lambda: stack.mysqlcluster(name) is None, 300, "finalizer released", stack.diagnose)
     wait(lambda: stack.get(PVCS, f"data-{name}-0") is None, 120, "volume deleted")
     assert stack.get(SECRETS, f"{name}-secrets") is None
+
+
+def answers(stack: Stack, pod: str, name: str, value: str) -> bool:
+    """Whether the node runs with that value (False while it restarts)."""
+    try:
+        return variable(stack, pod, name) == value
+    except pymysql.MySQLError:
+        return False
 
 
 def variable(stack: Stack, pod: str, name: str) -> str:
