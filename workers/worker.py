@@ -222,6 +222,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         f"per cluster); default {int(CENSUS_EVERY)}",
     )
     args = parser.parse_args(argv)
+    if args.runtime == "kubernetes" and not os.environ.get("MYSQLOPS_IMAGE"):
+        parser.error("--runtime kubernetes needs MYSQLOPS_IMAGE: the image of the node pods")
     limits = Limits(
         args.max_task_activities, args.max_watches, args.probe_threads, args.max_cached_workflows
     )

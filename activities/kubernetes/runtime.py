@@ -18,16 +18,17 @@ import hashlib
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import urllib3
 from kubernetes import client as k8s
 from kubernetes import config
 
 from activities.agent_client import AgentClient, AgentUnreachable
+from activities.agent_nodes import AgentNodes
 from activities.kubernetes import objects
 from activities.kubernetes.client import IN_CLUSTER, as_object
 from activities.kubernetes.objects import common
@@ -45,8 +46,6 @@ from api.agent import TOKEN_SECRET
 from api.cluster import MySQLClusterSpec
 from api.crd import GROUP, VERSION
 from api.states import ExitKind
-from galera.log import Join
-from galera.position import GaleraPosition
 
 Manifest = dict[str, Any]
 
@@ -62,7 +61,7 @@ class KubernetesSettings:
     domain: str = common.CLUSTER_DOMAIN
 
 
-class KubernetesRuntime:
+class KubernetesRuntime(AgentNodes):
     def __init__(self, api: k8s.ApiClient, settings: KubernetesSettings) -> None:
         self.settings = settings
         self.core = k8s.CoreV1Api(api)
@@ -169,9 +168,6 @@ class KubernetesRuntime:
             if _running(pod):
                 raise  # its container runs and the agent does not answer: not known stopped
 
-    def last_join(self, layout: ClusterLayout, node: str) -> Join | None:
-        return self._agent(layout, node).last_join()
-
     def process_facts(self, layout: ClusterLayout, node: str) -> ProcessFacts:
         cluster = layout.cluster
         if self._read(self.apps.read_namespaced_stateful_set, cluster, cluster.name) is None:
@@ -185,18 +181,6 @@ class KubernetesRuntime:
             except (AgentUnreachable, TimeoutError):
                 pass
         return _container_facts(pod)
-
-    def galera_position(self, layout: ClusterLayout, node: str) -> GaleraPosition:
-        return self._agent(layout, node).position()
-
-    def admin_sql(self, layout: ClusterLayout, node: str, statements: list[str]) -> None:
-        self._agent(layout, node).sql(statements)
-
-    def set_aside_data(self, layout: ClusterLayout, node: str) -> str:
-        return self._agent(layout, node).set_aside()
-
-    def free_bytes(self, layout: ClusterLayout, node: str) -> int:
-        return self._agent(layout, node).free_bytes()
 
     def remove_node(self, layout: ClusterLayout, node: str, delete_data: bool) -> None:
         """Scale the StatefulSet below the node (the highest ordinal: a StatefulSet removes
@@ -360,20 +344,6 @@ class KubernetesRuntime:
 
     def backup_tool(self) -> tuple[str, str]:
         return "mariabackup", backup.tool_version()
-
-    @contextlib.contextmanager
-    def backup_stream(self, layout: ClusterLayout, node: str) -> Iterator[IO[bytes]]:
-        with self._agent(layout, node).backup_stream() as stream:
-            yield stream
-
-    def receive_backup(
-        self, layout: ClusterLayout, node: str, name: str, chunks: Iterable[bytes]
-    ) -> str:
-        return self._agent(layout, node).receive_backup(name, chunks)
-
-    def install_restored_data(self, layout: ClusterLayout, node: str, staging: str) -> None:
-        name = Path(staging).name.removeprefix(backup.STAGING_PREFIX)
-        self._agent(layout, node).install(name, staging)
 
     # -- plumbing --------------------------------------------------------------------------
 

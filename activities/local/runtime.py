@@ -13,12 +13,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
 
 from activities.agent_client import AgentClient, AgentUnreachable
+from activities.agent_nodes import AgentNodes
 from activities.local import backup, exporter, haproxy, mycnf, scrape
 from activities.local.config_check import server_config_errors
 from activities.local.paths import ClusterPaths, NodePaths, ensure_socket_dir, state_home
@@ -43,8 +43,6 @@ from activities.runtime import (
 from activities.users import MONITOR_SECRET, MONITOR_USER
 from api.agent import TOKEN_SECRET, AgentConfig
 from api.cluster import MySQLClusterSpec, cluster_workflow_id
-from galera.log import Join
-from galera.position import GaleraPosition
 
 HOST = "127.0.0.1"
 
@@ -61,7 +59,7 @@ def temporal_namespace() -> str:
     return os.environ.get("TEMPORAL_NAMESPACE", "default")
 
 
-class LocalRuntime:
+class LocalRuntime(AgentNodes):
     def __init__(self, home: Path | None = None) -> None:
         self.home = home or state_home()
 
@@ -195,9 +193,6 @@ class LocalRuntime:
     def start_node(self, layout: ClusterLayout, node: str, bootstrap: bool) -> int:
         return self._agent(layout, node).start(bootstrap)
 
-    def last_join(self, layout: ClusterLayout, node: str) -> Join | None:
-        return self._agent(layout, node).last_join()
-
     def _agent(self, layout: ClusterLayout, node: str) -> AgentClient:
         """The node's agent, started when it does not run (as a kubelet restarts a container:
         a restarted agent adopts a running mariadbd and never bootstraps by itself)."""
@@ -239,15 +234,6 @@ class LocalRuntime:
             return ProcessFacts(alive=False, provisioned=False)
         return self._agent(layout, node).status().facts
 
-    def galera_position(self, layout: ClusterLayout, node: str) -> GaleraPosition:
-        return self._agent(layout, node).position()
-
-    def admin_sql(self, layout: ClusterLayout, node: str, statements: list[str]) -> None:
-        self._agent(layout, node).sql(statements)
-
-    def set_aside_data(self, layout: ClusterLayout, node: str) -> str:
-        return self._agent(layout, node).set_aside()
-
     def remove_node(self, layout: ClusterLayout, node: str, delete_data: bool) -> None:
         paths = self._node_paths(layout, node)
         if _mariadbd_pid(paths) is not None:
@@ -286,27 +272,6 @@ class LocalRuntime:
 
     def backup_tool(self) -> tuple[str, str]:
         return "mariabackup", backup.tool_version()
-
-    @contextlib.contextmanager
-    def backup_stream(self, layout: ClusterLayout, node: str) -> Iterator[IO[bytes]]:
-        with self._agent(layout, node).backup_stream() as stream:
-            yield stream
-
-    def free_bytes(self, layout: ClusterLayout, node: str) -> int:
-        return self._agent(layout, node).free_bytes()
-
-    def receive_backup(
-        self,
-        layout: ClusterLayout,
-        node: str,
-        name: str,
-        chunks: Iterable[bytes],
-    ) -> str:
-        return self._agent(layout, node).receive_backup(name, chunks)
-
-    def install_restored_data(self, layout: ClusterLayout, node: str, staging: str) -> None:
-        name = Path(staging).name.removeprefix(backup.STAGING_PREFIX)
-        self._agent(layout, node).install(name, staging)
 
     # -- load balancer ---------------------------------------------------------------------
 

@@ -21,7 +21,8 @@ def test_defaults_flags_and_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         (["--max-watches", "0"], {}, "must be at least 1, got 0"),
         (["--probe-threads", "many"], {}, "not a whole number: 'many'"),
         ([], {"MYSQLOPS_MAX_TASK_ACTIVITIES": "-3"}, "must be at least 1, got -3"),
-        (["--runtime", "kubernetes"], {}, "invalid choice: 'kubernetes'"),
+        (["--runtime", "docker"], {}, "invalid choice: 'docker'"),
+        (["--runtime", "kubernetes"], {"MYSQLOPS_IMAGE": ""}, "needs MYSQLOPS_IMAGE"),
     ],
 )
 def test_nonsense_is_refused_with_the_reason(
