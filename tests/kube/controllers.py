@@ -93,6 +93,7 @@ from tests.kube.informer import (
     Informer,
     Kind,
     Obj,
+    start_synced,
 )
 
 log = logging.getLogger(__name__)
@@ -157,11 +158,7 @@ class ControllerManager:
         self._thread = threading.Thread(target=self._run, name="controller-manager")
 
     def start(self) -> "ControllerManager":
-        for informer in self.informers.values():
-            informer.start()
-        for informer in self.informers.values():
-            if not informer.synced.wait(10):
-                raise RuntimeError(f"the {informer.kind.plural} informer did not sync")
+        start_synced(self.informers.values())
         self._thread.start()
         return self
 

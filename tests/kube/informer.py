@@ -21,7 +21,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -307,3 +307,14 @@ def wait_for(predicate: Callable[[], T | None], timeout: float, interval: float 
         if time.monotonic() > deadline:
             raise TimeoutError(f"not true after {timeout} s")
         time.sleep(interval)
+
+
+def start_synced(informers: Iterable["Informer"], timeout: float = 10) -> None:
+    """Start every informer, then wait until each has listed once (as controllers wait for
+    their caches to sync before acting)."""
+    informers = list(informers)
+    for informer in informers:
+        informer.start()
+    for informer in informers:
+        if not informer.synced.wait(timeout):
+            raise RuntimeError(f"the {informer.kind.plural} informer did not sync")

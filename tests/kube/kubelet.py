@@ -180,7 +180,17 @@ from kubernetes import client as k8s
 
 from tests.kube.dns import ZONE as CLUSTER_DOMAIN
 from tests.kube.dns import DnsServer
-from tests.kube.informer import CONFIGMAPS, PODS, PVCS, SECRETS, Api, Informer, Kind, Obj
+from tests.kube.informer import (
+    CONFIGMAPS,
+    PODS,
+    PVCS,
+    SECRETS,
+    Api,
+    Informer,
+    Kind,
+    Obj,
+    start_synced,
+)
 
 log = logging.getLogger(__name__)
 
@@ -1047,11 +1057,7 @@ class Kubelet:
             self.dns_server.start()
         write_in_place(self.cluster_resolv_file, self.resolv_conf(None))
         self.refresh_hosts()  # the cluster hosts file exists before any dns_command runs
-        for informer in self.informers:
-            informer.start()
-        for informer in self.informers:
-            if not informer.synced.wait(10):
-                raise RuntimeError(f"the {informer.kind.plural} informer did not sync")
+        start_synced(self.informers)
         self._thread.start()
         return self
 
