@@ -197,11 +197,14 @@ class LocalRuntime(AgentNodes):
         """The node's agent, started when it does not run (as a kubelet restarts a container:
         a restarted agent adopts a running mariadbd and never bootstraps by itself)."""
         paths = self._node_paths(layout, node)
-        config = AgentConfig.load(paths.root)
-        client = AgentClient(
-            f"{config.host}:{config.health_port}", self.read_secret(layout.cluster, TOKEN_SECRET)
-        )
         with _node_lock(paths):
+            if not paths.agent_config.exists():  # retired, or never provisioned: nothing to start
+                raise RuntimeError(f"{node} has no agent: it is not provisioned")
+            config = AgentConfig.load(paths.root)
+            client = AgentClient(
+                f"{config.host}:{config.health_port}",
+                self.read_secret(layout.cluster, TOKEN_SECRET),
+            )
             if _agent_pid(paths) is None:
                 self._spawn_agent(paths)
                 _await_agent(client, paths, node)
@@ -240,7 +243,7 @@ class LocalRuntime(AgentNodes):
             raise RuntimeError(f"{node} still runs; stop it before removing it")
         if not paths.root.exists():
             return
-        _end_agent(paths)
+        _retire_agent(paths)
         if delete_data:
             shutil.rmtree(paths.root)
             return
@@ -257,7 +260,7 @@ class LocalRuntime(AgentNodes):
             if running:
                 raise RuntimeError(f"{', '.join(running)} still run; stop them before deleting")
         for node in layout.nodes:
-            _end_agent(self._node_paths(layout, node.name))
+            _retire_agent(self._node_paths(layout, node.name))
         self.stop_load_balancer(layout)
         scrape.remove_cluster_targets(self.home, layout.cluster)
         paths = self._paths(layout.cluster)
@@ -439,13 +442,20 @@ def _await_agent(client: AgentClient, paths: NodePaths, node: str) -> None:
             time.sleep(0.05)
 
 
-def _end_agent(paths: NodePaths) -> None:
-    """Stop a node's agent (its mariadbd is stopped already, or outlives it)."""
-    agent = _agent_pid(paths)
-    if agent is not None:
-        os.kill(agent, signal.SIGTERM)
-        if not _wait_gone(agent, 10):
-            os.kill(agent, signal.SIGKILL)
+def _retire_agent(paths: NodePaths) -> None:
+    """Stop a node's agent for good (its mariadbd is stopped already, or outlives it).
+
+    Its configuration goes first, under the lock `_agent` starts agents under, so a call that
+    races with the retirement (a watch's read) cannot start the agent again behind it."""
+    if not paths.root.exists():
+        return
+    with _node_lock(paths):
+        paths.agent_config.unlink(missing_ok=True)
+        agent = _agent_pid(paths)
+        if agent is not None:
+            os.kill(agent, signal.SIGTERM)
+            if not _wait_gone(agent, 10):
+                os.kill(agent, signal.SIGKILL)
 
 
 def _read_text(path: Path) -> str | None:

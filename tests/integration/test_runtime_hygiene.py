@@ -3,6 +3,7 @@ workflow: a retried load-balancer change really reaches HAProxy, and starting a 
 puts a second agent beside a live one. Everything runs in a private state directory and
 port range, and is stopped and removed at the end."""
 
+import contextlib
 import os
 import random
 import shutil
@@ -173,3 +174,33 @@ def test_start_node_right_after_mariadbd_died_starts_it_again(home: Path) -> Non
     assert agent is not None and agents_of(node_dir) == [agent] == [parent_of(again)]
     facts = runtime.process_facts(layout, node)
     assert facts.alive and facts.pid == again
+
+
+def test_reads_racing_with_the_retirement_leave_no_agent(home: Path) -> None:
+    """A watch's last reads may overlap the cluster's deletion: once retired, no read starts
+    the node's agent again (CI once found one alive after its test had ended)."""
+    runtime = LocalRuntime(home)
+    layout, node, node_dir = one_node(runtime, "rr")
+    agent = read_pid(node_dir / "agent.pid")
+    assert agent is not None
+    os.kill(agent, signal.SIGKILL)  # dead: the next read starts it again, as a kubelet would
+    retired = threading.Event()
+
+    def read_until_retired() -> int:
+        reads = 0
+        while not retired.is_set():
+            with contextlib.suppress(RuntimeError, OSError):
+                runtime.process_facts(layout, node)
+                reads += 1
+        return reads
+
+    with ThreadPoolExecutor(2) as pool:
+        readers = [pool.submit(read_until_retired) for _ in range(2)]
+        time.sleep(0.3)  # the readers start the agent and read from it
+        runtime.retire_cluster(layout, delete_data=False)
+        retired.set()
+        assert sum(reader.result() for reader in readers) > 0
+    assert agents_of(node_dir) == []
+    facts = runtime.process_facts(layout, node)
+    assert not facts.provisioned and not facts.alive
+    assert agents_of(node_dir) == []  # the read after the retirement started none
