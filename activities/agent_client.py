@@ -145,6 +145,9 @@ class AgentClient:
     def sql(self, statements: list[str]) -> None:
         self._call("POST", api.SQL, api.SqlRequest(statements=statements))
 
+    def ensure_users(self) -> None:
+        self._call("POST", api.USERS, None)
+
     # -- backups and restores --------------------------------------------------------------
 
     @contextlib.contextmanager

@@ -29,6 +29,9 @@ class AgentNodes(ABC):
     def admin_sql(self, layout: ClusterLayout, node: str, statements: list[str]) -> None:
         self._agent(layout, node).sql(statements)
 
+    def ensure_users(self, layout: ClusterLayout, node: str) -> None:
+        self._agent(layout, node).ensure_users()
+
     def set_aside_data(self, layout: ClusterLayout, node: str) -> str:
         return self._agent(layout, node).set_aside()
 

@@ -5,7 +5,6 @@ Long ones heartbeat, so a dead worker is noticed within seconds rather than at a
 """
 
 import contextlib
-import socket
 import time
 from collections.abc import Callable, Iterator
 
@@ -28,7 +27,7 @@ from activities.messages import (
 )
 from activities.observe import Observer
 from activities.runtime import ClusterLayout, ClusterRef, NodeFailed, Runtime
-from activities.users import APP_SECRET, MONITOR_SECRET, user_statements
+from activities.users import APP_SECRET, MONITOR_SECRET
 from api.states import NodeState
 from galera.diagnosis import serves
 from galera.position import NodePosition
@@ -77,15 +76,10 @@ class ClusterActivities:
     @activity.defn
     def ensure_users(self, request: NodeInput) -> None:
         """Create (or reset to the stored passwords) the application and monitoring users."""
-        cluster = request.layout.cluster
-        app = self.runtime.read_secret(cluster, APP_SECRET)
-        monitor = self.runtime.read_secret(cluster, MONITOR_SECRET)
-        statements = user_statements(app, monitor, socket.gethostname())
         _until(
-            lambda: self.runtime.admin_sql(request.layout, request.node, statements),
+            lambda: self.runtime.ensure_users(request.layout, request.node),
             timeout=120,
             what=f"creating users on {request.node}",
-            redact=(app, monitor),
         )
 
     @activity.defn
@@ -183,11 +177,8 @@ def _node_failures() -> Iterator[None]:
         raise ApplicationError(str(error), type="NodeFailed", non_retryable=True) from None
 
 
-def _until(
-    action: Callable[[], None], timeout: float, what: str, redact: tuple[str, ...] = ()
-) -> None:
-    """Retry `action` with heartbeats until it succeeds or `timeout` passes. Error texts go to
-    the history, so any secret value in them is redacted first."""
+def _until(action: Callable[[], None], timeout: float, what: str) -> None:
+    """Retry `action` with heartbeats until it succeeds or `timeout` passes."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -195,8 +186,6 @@ def _until(
             return
         except Exception as error:
             text = str(error)
-            for secret in redact:
-                text = text.replace(secret, "***")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{what}: {text}") from None
             activity.heartbeat(f"{what}: {text}")

@@ -92,6 +92,12 @@ class Runtime(Protocol):
         """Run administrative statements on one node with the runtime's own admin access."""
         ...
 
+    def ensure_users(self, layout: ClusterLayout, node: str) -> None:
+        """Create the application and monitoring users on a running node, or reset them to the
+        cluster's stored passwords. The node reads the passwords where the runtime stores
+        them: they never travel in a request or an activity's payload."""
+        ...
+
     def ensure_secret(self, cluster: ClusterRef, key: str) -> None:
         """Generate the secret `key` once; later calls keep the existing value."""
         ...

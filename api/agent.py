@@ -36,6 +36,7 @@ INITIALIZE = f"{PREFIX}/node/initialize"  # POST -> Initialized
 SET_ASIDE = f"{PREFIX}/node/set-aside"  # POST (stopped) -> SetAside
 DISK = f"{PREFIX}/node/disk"  # GET -> Disk
 SQL = f"{PREFIX}/sql"  # POST SqlRequest -> {}
+USERS = f"{PREFIX}/users"  # POST -> {}: the users, with passwords the agent reads itself
 BACKUPS = f"{PREFIX}/backups"  # POST /{id}: the xbstream as the body; GET /{id}: BackupOutcome
 RESTORES = f"{PREFIX}/restores"  # PUT /{name}: a stored backup in -> Staged; POST /{name}/install
 
@@ -226,3 +227,14 @@ class AgentConfig(BaseModel):
         if not token:
             raise ValueError(f"{self.token_file} is empty: no token to check requests against")
         return token
+
+    def secret(self, key: str) -> str:
+        """A key of the cluster's Secret. The token file is one of its keys, in both runtimes
+        (the local secrets directory, the Secret mounted in the Pod), so the others are beside
+        it: passwords reach the node from there, never through a request."""
+        if not self.token_file:
+            raise ValueError(f"the agent of {self.node} has no token_file: no Secret to read")
+        value = (Path(self.token_file).parent / key).read_text().strip()
+        if not value:
+            raise ValueError(f"the cluster's secret {key} is empty")
+        return value

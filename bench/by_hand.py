@@ -30,7 +30,9 @@ from pathlib import Path
 
 import pymysql
 
-from activities.local.paths import ClusterPaths, NodePaths
+from activities.local import mycnf
+from activities.local.datadir import initialize
+from activities.local.paths import ClusterPaths, NodePaths, ensure_socket_dir
 from activities.local.position import read_grastate
 from activities.local.runtime import LocalRuntime
 from activities.runtime import ClusterLayout, ClusterRef
@@ -91,17 +93,18 @@ class ManualCluster:
         return ClusterPaths.of(self.home, ref.namespace, ref.name).node(node)
 
     def prepare(self) -> float:
-        """my.cnf for every node and node 0's system tablespace, as a person prepares them
-        before starting anything; the seconds mariadb-install-db took."""
-        install_db = 0.0
+        """my.cnf for every node (the product's renderer: the same server settings) and node
+        0's system tablespace, as a person prepares them before starting anything, with no
+        agent; the seconds mariadb-install-db took."""
         for node in self.layout.nodes:
-            started = time.monotonic()
-            self.runtime.provision_node(
-                self.layout, node.name, self.spec, bootstrap_candidate=node.ordinal == 0
-            )
-            if node.ordinal == 0:
-                install_db = time.monotonic() - started
-        return install_db
+            paths = self.paths(node.name)
+            paths.data.mkdir(parents=True, exist_ok=True)  # empty: joiners get theirs by SST
+            ensure_socket_dir(paths.socket)
+            config = self.runtime.node_config(self.layout, node.name)
+            paths.config.write_text(mycnf.render(config, self.spec))
+        started = time.monotonic()
+        initialize(self.paths(self.names[0]))
+        return time.monotonic() - started
 
     def start(self, node: str, new_cluster: bool = False, position: str | None = None) -> None:
         """`mariadbd --defaults-file=my.cnf [--wsrep-new-cluster]

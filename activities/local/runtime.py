@@ -126,7 +126,7 @@ class LocalRuntime(AgentNodes):
         paths.root.mkdir(parents=True, exist_ok=True)
         ordinal = layout.node(node).ordinal
         ports = self._slot(layout.cluster)
-        _write_if_changed(paths.config, mycnf.render(self._node_config(layout, node), spec))
+        _write_if_changed(paths.config, mycnf.render(self.node_config(layout, node), spec))
         agent = {
             "node": node,
             "workflow_id": cluster_workflow_id(layout.cluster.namespace, layout.cluster.name),
@@ -166,7 +166,8 @@ class LocalRuntime(AgentNodes):
         if bootstrap_candidate:
             agent_client.initialize()
 
-    def _node_config(self, layout: ClusterLayout, node: str) -> mycnf.NodeConfig:
+    def node_config(self, layout: ClusterLayout, node: str) -> mycnf.NodeConfig:
+        """What the node's my.cnf is rendered from: its paths, ports and peers."""
         paths = self._node_paths(layout, node)
         ordinal = layout.node(node).ordinal
         ports = self._slot(layout.cluster)
@@ -188,7 +189,7 @@ class LocalRuntime(AgentNodes):
 
     def config_errors(self, layout: ClusterLayout, spec: MySQLClusterSpec) -> str | None:
         node = layout.nodes[0].name
-        return server_config_errors(mycnf.render(self._node_config(layout, node), spec))
+        return server_config_errors(mycnf.render(self.node_config(layout, node), spec))
 
     def start_node(self, layout: ClusterLayout, node: str, bootstrap: bool) -> int:
         return self._agent(layout, node).start(bootstrap)

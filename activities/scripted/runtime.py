@@ -255,6 +255,10 @@ class ScriptedRuntime:
     def stop_load_balancer(self, layout: ClusterLayout) -> None:
         self.calls.append(("lb-stop",))
 
+    def ensure_users(self, layout: ClusterLayout, node: str) -> None:
+        with self._lock:
+            self._node(layout, node)
+
     def admin_sql(self, layout: ClusterLayout, node: str, statements: list[str]) -> None:
         with self._lock:
             state = self._node(layout, node)

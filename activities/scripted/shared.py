@@ -62,6 +62,7 @@ _CALLS = frozenset(
         "load_balancer_view",
         "stop_load_balancer",
         "admin_sql",
+        "ensure_users",
         "ensure_secret",
         "read_secret",
         "set_aside_data",
@@ -211,6 +212,9 @@ class SharedRuntime:
 
     def admin_sql(self, layout: ClusterLayout, node: str, statements: list[str]) -> None:
         self._call("admin_sql", layout, node, statements)
+
+    def ensure_users(self, layout: ClusterLayout, node: str) -> None:
+        self._call("ensure_users", layout, node)
 
     def ensure_secret(self, cluster: ClusterRef, key: str) -> None:
         self._call("ensure_secret", cluster, key)

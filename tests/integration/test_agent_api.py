@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pymysql
 import pytest
 import urllib3
 
@@ -19,6 +20,7 @@ from activities.local.paths import ClusterPaths, NodePaths
 from activities.local.process import agent_pid, alive, argv
 from activities.local.runtime import LocalRuntime
 from activities.runtime import ClusterLayout, ClusterRef, NodeFailed, StopMode
+from activities.users import APP_SECRET, APP_USER, MONITOR_SECRET, MONITOR_USER
 from api.agent import HEALTH, LIVE, NODE, TOKEN_SECRET, AgentConfig, OrderKind
 from api.cluster import MySQLClusterSpec
 from api.states import ExitKind
@@ -217,3 +219,34 @@ def test_backup_stream_and_the_tools_outcome(node: Node) -> None:
     with pytest.raises(AgentError) as stopped, agent.backup_stream() as stream:
         stream.read()
     assert stopped.value.status == 409
+
+
+def test_users_get_the_stored_passwords_which_no_request_carries(node: Node) -> None:
+    cluster = node.layout.cluster
+    for key in (APP_SECRET, MONITOR_SECRET):
+        node.runtime.ensure_secret(cluster, key)
+    node.agent.start(bootstrap=True)
+    wait_for(lambda: node.agent.status().serving, "never Synced")
+    node.runtime.ensure_users(node.layout, node.name)
+    node.runtime.ensure_users(node.layout, node.name)  # again: nothing changes
+
+    def logs_in(user: str, password: str) -> bool:
+        try:
+            pymysql.connect(
+                unix_socket=str(node.paths.socket), user=user, password=password
+            ).close()
+        except pymysql.err.OperationalError:
+            return False
+        return True
+
+    # Over the socket the client is 'localhost': '%' matches it once the anonymous
+    # ''@'localhost' of a fresh data directory is gone.
+    for user, key in ((APP_USER, APP_SECRET), (MONITOR_USER, MONITOR_SECRET)):
+        assert logs_in(user, node.runtime.read_secret(cluster, key)), user
+        assert not logs_in(user, "wrong")
+    # A password changed where the runtime keeps it is what the next call sets.
+    old = node.runtime.read_secret(cluster, APP_SECRET)
+    node.runtime.secret_path(cluster, APP_SECRET).write_text("rotated-password\n")
+    node.runtime.ensure_users(node.layout, node.name)
+    assert logs_in(APP_USER, "rotated-password") and not logs_in(APP_USER, old)
+    assert "rotated-password" not in node.paths.agent_log.read_text()

@@ -1,15 +1,21 @@
 """The scenarios of a MySQL cluster on Kubernetes, in order, on one cluster made from
-examples/k8s/mysqlcluster.yaml: created from the custom resource, written and read, its Pods'
-containers killed and its Pods deleted (one, then all), and every acknowledged write kept."""
+examples/k8s/mysqlcluster.yaml: created from the custom resource, scraped as Prometheus would,
+written and read, its Pods' containers killed and its Pods deleted (one, then all), and every
+acknowledged write kept."""
 
+import urllib.request
 from functools import partial
 from typing import Any
 
 import pymysql
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from activities.agent_client import AgentClient
+from activities.kubernetes.objects.common import HAPROXY_STATS_PORT
+from activities.users import MONITOR_SECRET, MONITOR_USER
 from api.states import JoinMethod
-from tests.k8s_e2e.conftest import MYSQLBACKUP, MYSQLRESTORE, Stack, wait
+from tests.k8s_e2e.stack import MYSQLBACKUP, MYSQLRESTORE, Stack, wait
 from tests.kube.informer import CONFIGMAPS, PODS, PVCS, SECRETS, STATEFULSETS
 
 NAME = "db"
@@ -78,6 +84,54 @@ def test_a_cluster_applied_as_a_resource_becomes_green(stack: Stack) -> None:
     data = (stack.get(CONFIGMAPS, f"{NAME}-config") or {})["data"]
     assert sorted(data) == [f"{pod}.cnf" for pod in NODES]
     assert f"wsrep_node_name = {NAME}-1" in data[f"{NAME}-1.cnf"]
+
+
+def scrape(host: str, port: int) -> list[Sample]:
+    """Every sample of `http://host:port/metrics`, as Prometheus reads it."""
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    return [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+def value(samples: list[Sample], name: str, **labels: str) -> float | None:
+    """The value of the series `name` whose labels include `labels`."""
+    found = [s.value for s in samples if s.name == name and labels.items() <= s.labels.items()]
+    assert len(found) <= 1, f"{name} {labels}: {len(found)} series"
+    return found[0] if found else None
+
+
+def named_ports(stack: Stack, pod: str) -> dict[str, int]:
+    """The node container's ports by name, as a PodMonitor selects them."""
+    spec = (stack.cluster.pod(stack.namespace, pod) or {})["spec"]
+    return {p["name"]: p["containerPort"] for p in spec["containers"][0]["ports"]}
+
+
+def test_every_node_exports_its_metrics_and_mysqld_exporters(stack: Stack) -> None:
+    """What Prometheus scrapes on the cluster's Pods, on their IPs and declared ports: each
+    agent's view of its node, each mysqld_exporter logged in as the monitoring user (mysql_up
+    is 0 otherwise) with Galera's view, HAProxy's backends."""
+    for pod in NODES:
+        ports, ip = named_ports(stack, pod), stack.pod_ip(pod)
+        ids = {"cluster_namespace": stack.namespace, "cluster": NAME, "node": pod}
+        agent = scrape(ip, ports["agent-metrics"])
+        assert value(agent, "mysqlops_agent_node_state", **ids, state="Green") == 1, pod
+        assert value(agent, "mysqlops_agent_serving", **ids) == 1, pod
+        assert (value(agent, "mysqlops_agent_reports_sent_total", **ids) or 0) >= 1, pod
+        assert (value(agent, "mysqlops_agent_probe_duration_seconds_count", **ids) or 0) >= 1, pod
+        # The exporter's login is the monitoring user's, its password the Secret's.
+        volume = stack.cluster.pvc_dir(stack.namespace, f"data-{pod}")
+        login = (volume / "exporter.cnf").read_text()
+        assert f"user={MONITOR_USER}\n" in login, pod
+        assert f"password={stack.secret(NAME, MONITOR_SECRET)}\n" in login, pod
+        mysqld = scrape(ip, ports["exporter"])
+        assert value(mysqld, "mysql_up") == 1, (pod, (volume / "exporter.log").read_text())
+        assert value(mysqld, "mysql_global_status_wsrep_cluster_size") == 3, pod
+        assert value(mysqld, "mysql_global_status_wsrep_local_state") == 4, pod  # Synced
+        assert value(mysqld, "mysql_global_status_wsrep_ready") == 1, pod
+    haproxy = scrape(stack.haproxy_ip(NAME), HAPROXY_STATS_PORT)
+    for pod in NODES:
+        up = value(haproxy, "haproxy_server_status", proxy="reader", server=pod, state="UP")
+        assert up == 1, pod
 
 
 def test_writes_through_the_writer_service_are_on_every_node(stack: Stack) -> None:

@@ -17,6 +17,7 @@ import hashlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from activities.local.process import (
     write_json,
 )
 from activities.probe import Prober, Target
+from activities.users import APP_SECRET, MONITOR_SECRET, user_statements
 from api.agent import AgentConfig, NodeStatus, Order, OrderKind, ProcessFacts, StopMode
 from api.cluster import NodeFacts
 from api.messages import NodeReport
@@ -476,6 +478,12 @@ class Node:
                     cursor.execute(statement)
         finally:
             conn.close()
+
+    def ensure_users(self) -> None:
+        """Create the application and monitoring users, or reset them to the passwords of the
+        cluster's Secret; the anonymous users the data directory was initialised with go."""
+        app, monitor = self.config.secret(APP_SECRET), self.config.secret(MONITOR_SECRET)
+        self.sql(user_statements(app, monitor, socket.gethostname()))
 
     def is_running(self) -> bool:
         return self._running_pid() is not None

@@ -122,6 +122,10 @@ def make_app(node: Node, token: str, version: str) -> web.Application:
         await asyncio.to_thread(node.sql, order.statements)
         return web.json_response({})
 
+    async def users(request: web.Request) -> web.Response:
+        await asyncio.to_thread(node.ensure_users)
+        return web.json_response({})
+
     async def take_backup(request: web.Request) -> web.StreamResponse:
         """The hot backup as the response body; its outcome is asked for afterwards."""
         ident = _named(request, "id")
@@ -200,6 +204,7 @@ def make_app(node: Node, token: str, version: str) -> web.Application:
     app.router.add_post(api.SET_ASIDE, set_aside)
     app.router.add_get(api.DISK, disk)
     app.router.add_post(api.SQL, sql)
+    app.router.add_post(api.USERS, users)
     app.router.add_post(api.BACKUPS + "/{id}", take_backup)
     app.router.add_get(api.BACKUPS + "/{id}", backup_outcome)
     app.router.add_put(api.RESTORES + "/{name}", receive)
