@@ -4,10 +4,11 @@
 FROM debian:bookworm-slim
 
 # The Debian packages scripts/setup.sh installs (its PACKAGES array: tests/chart checks that the
-# two lists agree), then what the image itself needs: Python with venv, CA certificates (TLS to
-# Temporal), tini (an init that reaps the processes the agent starts).
-ARG PACKAGES="mariadb-server mariadb-client galera-4 mariadb-backup haproxy socat zstd procps sysbench iptables prometheus prometheus-mysqld-exporter"
-ARG IMAGE_PACKAGES="python3 python3-venv ca-certificates tini"
+# two lists agree; tini, the init that reaps what the agent's children leave, is the node
+# container's PID 1 in the tests' kubelet too), then what the image itself needs: Python with
+# venv, CA certificates (TLS to Temporal).
+ARG PACKAGES="mariadb-server mariadb-client galera-4 mariadb-backup haproxy socat zstd procps sysbench iptables prometheus prometheus-mysqld-exporter tini"
+ARG IMAGE_PACKAGES="python3 python3-venv ca-certificates"
 
 # Packages must not start the system-wide MariaDB (policy-rc.d), as in scripts/setup.sh.
 RUN set -eux; \

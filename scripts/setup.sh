@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(mariadb-server mariadb-client galera-4 mariadb-backup haproxy socat zstd procps sysbench iptables
-  prometheus prometheus-mysqld-exporter)
+  prometheus prometheus-mysqld-exporter tini)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from workers.cli import SERVICES
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("api", "galera", "workflows", "activities", "workers")
 NOT_SHIPPED = ("tests", "bench", "scripts")
@@ -151,6 +153,14 @@ def test_the_mysqlops_command_runs(installed: Installed) -> None:
     result = installed.run(installed.venv / "bin" / "mysqlops", "--help")
     assert result.returncode == 0, result.stderr
     assert "usage: mysqlops" in result.stdout
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_each_service_the_image_runs_starts(installed: Installed, service: str) -> None:
+    """`mysqlops worker|operator|agent`: the commands of the chart's and the node pods."""
+    result = installed.run(installed.venv / "bin" / "mysqlops", service, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage:"), result.stdout
 
 
 IMPORT_ALL = """

@@ -502,7 +502,7 @@ def exit_status(error: BaseException) -> int | None:
 SERVICES = {
     "worker": ("workers.worker", "run cluster workflows and their activities"),
     "operator": ("workers.operator.main", "watch MySQLCluster/Backup/Restore objects (Kubernetes)"),
-    "agent": ("workers.agent", "the node agent beside one mariadbd"),
+    "agent": ("workers.agent.main", "the node agent beside one mariadbd"),
 }
 
 

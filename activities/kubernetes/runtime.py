@@ -18,7 +18,7 @@ import hashlib
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -507,13 +507,22 @@ def from_environment(kubeconfig: str | None, temporal_address: str) -> Kubernete
     anti_affinity = env.get("MYSQLOPS_ANTI_AFFINITY", "preferred")
     if anti_affinity not in ("preferred", "required"):
         raise ValueError(f"MYSQLOPS_ANTI_AFFINITY must be preferred or required: {anti_affinity}")
+    pull_policy = env.get("MYSQLOPS_IMAGE_PULL_POLICY", "IfNotPresent")
+    if pull_policy not in ("Always", "IfNotPresent", "Never"):
+        raise ValueError(
+            f"MYSQLOPS_IMAGE_PULL_POLICY must be Always, IfNotPresent or Never: {pull_policy}"
+        )
+    pull_secrets = env.get("MYSQLOPS_IMAGE_PULL_SECRETS", "")
     pods = objects.PodSettings(
         image=image,
         temporal_address=env.get("MYSQLOPS_POD_TEMPORAL_ADDRESS", temporal_address),
         temporal_namespace=env.get("TEMPORAL_NAMESPACE", "default"),
+        image_pull_policy=pull_policy,  # type: ignore[arg-type]  # checked above
+        image_pull_secrets=tuple(name for name in pull_secrets.split(",") if name),
         storage_class=env.get("MYSQLOPS_STORAGE_CLASS") or None,
         anti_affinity="required" if anti_affinity == "required" else "preferred",
         haproxy_replicas=int(env.get("MYSQLOPS_HAPROXY_REPLICAS", "2")),
+        temporal_tls=_temporal_tls(env),
     )
     settings = KubernetesSettings(
         pods=pods,
@@ -522,3 +531,19 @@ def from_environment(kubeconfig: str | None, temporal_address: str) -> Kubernete
         domain=env.get("MYSQLOPS_CLUSTER_DOMAIN", common.CLUSTER_DOMAIN),
     )
     return KubernetesRuntime(k8s.ApiClient(configuration), settings)
+
+
+def _temporal_tls(env: Mapping[str, str]) -> objects.TemporalTLS | None:
+    """The Secret (in each cluster's namespace) with the agents' Temporal client certificate:
+    MYSQLOPS_POD_TEMPORAL_TLS_SECRET, its keys MYSQLOPS_POD_TEMPORAL_TLS_{CERT,KEY,CA}_KEY
+    (an empty CA key: the system's CAs)."""
+    secret = env.get("MYSQLOPS_POD_TEMPORAL_TLS_SECRET")
+    if not secret:
+        return None
+    prefix = "MYSQLOPS_POD_TEMPORAL_TLS_"
+    return objects.TemporalTLS(
+        secret_name=secret,
+        cert_key=env.get(f"{prefix}CERT_KEY", "tls.crt"),
+        key_key=env.get(f"{prefix}KEY_KEY", "tls.key"),
+        ca_key=env.get(f"{prefix}CA_KEY", "ca.crt") or None,
+    )

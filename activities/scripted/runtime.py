@@ -258,6 +258,7 @@ class ScriptedRuntime:
     def ensure_users(self, layout: ClusterLayout, node: str) -> None:
         with self._lock:
             self._node(layout, node)
+            self.calls.append(("users", node))
 
     def admin_sql(self, layout: ClusterLayout, node: str, statements: list[str]) -> None:
         with self._lock:
@@ -269,8 +270,6 @@ class ScriptedRuntime:
                 self.calls.append(("pc.bootstrap", node))
                 for peer in self._clusters[layout.cluster.key].nodes.values():
                     peer.non_primary = False  # the others in its component follow it
-            else:
-                self.calls.append(("users", node))
 
     def ensure_secret(self, cluster: ClusterRef, key: str) -> None:
         with self._lock:

@@ -49,6 +49,7 @@ NODE_VARIABLES = {
     "MYSQLOPS_HAPROXY_REPLICAS",
     "MYSQLOPS_POD_WAIT",
     "MYSQLOPS_BACKUP_DIR",
+    "MYSQLOPS_IMAGE_PULL_POLICY",
 }
 CLUSTER = ClusterRef(namespace="databases", name="orders")
 WORKER_PEER_PORTS = {common.PORT_AGENT, common.PORT_MYSQL}
@@ -167,6 +168,38 @@ def test_the_runtime_reads_the_workers_environment(
     assert pods.haproxy_replicas == nodes.get("haproxyReplicas", 2)
     assert settings.pod_wait == nodes.get("podWait", 300)
     assert settings.backup_root == Path(BACKUP_DIR)
+
+
+def test_temporal_tls_and_image_pulls_reach_the_clusters_pods(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agents report to Temporal with a client certificate when the workers use one, and
+    the node pods are pulled as the chart's pods are."""
+    values = {
+        "temporal": {"tls": {"secretName": "temporal-client", "caKey": ""}},
+        "image": {"pullPolicy": "Always"},
+        "imagePullSecrets": [{"name": "regcred"}, {"name": "mirror"}],
+    }
+    env = worker_env(render(values))
+    for name in [n for n in env if n.startswith("MYSQLOPS_") or n.startswith("TEMPORAL_")]:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        if isinstance(value, str):
+            monkeypatch.setenv(name, value)
+    pods = kube_runtime.from_environment(str(kubeconfig(tmp_path)), "t:7233").settings.pods
+    assert pods.temporal_tls == objects.TemporalTLS(
+        secret_name="temporal-client", cert_key="tls.crt", key_key="tls.key", ca_key=None
+    )
+    assert pods.image_pull_policy == "Always"
+    assert pods.image_pull_secrets == ("regcred", "mirror")
+    # A Secret of the cluster's namespace of its own, when the chart's is not there.
+    env = worker_env(render({**values, "nodes": {"temporalTLSSecret": "agents-temporal"}}))
+    assert env["MYSQLOPS_POD_TEMPORAL_TLS_SECRET"] == "agents-temporal"
+    # Without TLS, none; the pull policy is the chart's default.
+    env = worker_env(render())
+    assert not [name for name in env if name.startswith("MYSQLOPS_POD_TEMPORAL_TLS")]
+    assert env["MYSQLOPS_IMAGE_PULL_POLICY"] == "IfNotPresent"
+    assert "MYSQLOPS_IMAGE_PULL_SECRETS" not in env
 
 
 def test_an_existing_claim_is_mounted_and_none_made() -> None:

@@ -345,9 +345,10 @@ def test_probes_and_hooks_use_the_agent() -> None:
     # A minute of silence before a restart: never during recovery or an SST (the agent answers).
     assert liveness["periodSeconds"] * liveness["failureThreshold"] == 60
     assert "startupProbe" not in container
-    assert container["command"] == ["python", "-m", "workers.agent", "--from-env"]
+    # The image's command under its init, as its entrypoint runs it (the PATH of the image).
+    assert container["command"] == ["tini", "-s", "--", "mysqlops", "agent", "--from-env"]
     assert container["lifecycle"]["preStop"]["exec"]["command"] == [
-        "python", "-m", "workers.agent", "--from-env", "--stop",
+        "mysqlops", "agent", "--from-env", "--stop",
     ]  # fmt: skip
     assert container["name"] == "mysql"
     assert container["image"] == SETTINGS.image

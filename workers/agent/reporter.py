@@ -6,11 +6,11 @@ import contextlib
 
 import structlog
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from api.agent import AgentConfig
 from api.messages import SIGNAL_NODE_REPORT, NodeReport
 from workers.agent_metrics import AgentMetrics
+from workers.temporal import Connection
 
 log = structlog.get_logger()
 
@@ -61,14 +61,12 @@ class Reporter:
 
     async def _send(self, report: NodeReport) -> None:
         if self._client is None:
-            self._client = await asyncio.wait_for(
-                Client.connect(
-                    self._config.temporal_address,
-                    namespace=self._config.temporal_namespace,
-                    data_converter=pydantic_data_converter,
-                ),
-                timeout=3,
+            # TLS as every mysqlops process takes it: TEMPORAL_TLS_* files (in a Pod, the
+            # mounted Secret the runtime names; locally, what the worker that started us had).
+            connection = Connection.load(
+                address=self._config.temporal_address, namespace=self._config.temporal_namespace
             )
+            self._client = await asyncio.wait_for(connection.connect(), timeout=3)
         handle = self._client.get_workflow_handle(self._config.workflow_id)
         await asyncio.wait_for(handle.signal(SIGNAL_NODE_REPORT, report), timeout=3)
         log.info("reported", state=report.state.value, sequence=report.sequence)

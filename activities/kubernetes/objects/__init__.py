@@ -27,7 +27,7 @@ load-balancer`, `mysqlops.io/cluster: <name>`; selectors use name, instance and 
   3307, stats 8404), PodDisruptionBudget `<name>-haproxy` (maxUnavailable 1).
 - Services `<name>-writer` (3306 → writer) and `<name>-reader` (3306 → reader, 3307).
 
-The node container `mysql` runs `python -m workers.agent --from-env` (the agent, which starts
+The node container `mysql` runs `tini -s -- mysqlops agent --from-env` (the agent, which starts
 mariadbd and mysqld_exporter as its children, as in the local runtime) with ports mysql 3306,
 galera 4567, ist 4568, sst 4444, agent 8080, agent-metrics 9470, exporter 9104; readiness
 `GET /ready`, liveness `GET /live` on port agent; preStop `... --from-env --stop`. Environment

@@ -79,8 +79,10 @@ NODE_CONTAINER = "mysql"
 HAPROXY_CONTAINER = "haproxy"
 # The agent runs mariadbd and mysqld_exporter as its children; `--stop` is the preStop hook:
 # a clean shutdown of mariadbd that does not hold the node (the next container may rejoin).
-AGENT_COMMAND = ("python", "-m", "workers.agent", "--from-env")
-PRE_STOP_COMMAND = (*AGENT_COMMAND, "--stop")
+# Under tini, as the image's entrypoint runs (-s: a subreaper where it is not PID 1): it passes
+# SIGTERM on to the agent and reaps what mariadbd's SST scripts leave behind.
+AGENT_COMMAND = ("tini", "-s", "--", "mysqlops", "agent", "--from-env")
+PRE_STOP_COMMAND = ("mysqlops", "agent", "--from-env", "--stop")
 
 # -- the node container's environment ------------------------------------------------------------
 

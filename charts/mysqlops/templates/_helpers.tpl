@@ -165,6 +165,13 @@ the chart's own. */}}
 {{- .Values.nodes.image | default (include "mysqlops.image" .) }}
 {{- end }}
 
+{{/* The names of imagePullSecrets, comma-separated, for the clusters' pods. */}}
+{{- define "mysqlops.pullSecretNames" -}}
+{{- $names := list }}
+{{- range .Values.imagePullSecrets }}{{ $names = append $names .name }}{{ end }}
+{{- join "," $names }}
+{{- end }}
+
 {{/* The claim the workers keep backups on (runtime kubernetes): an existing one, else the
 chart's. */}}
 {{- define "mysqlops.backupClaim" -}}
