@@ -19,7 +19,7 @@ from pathlib import Path
 
 from activities.agent_client import AgentClient, AgentUnreachable
 from activities.agent_nodes import AgentNodes
-from activities.local import backup, exporter, haproxy, mycnf, scrape
+from activities.local import backup, exporter, haproxy, logfiles, mycnf, scrape
 from activities.local.config_check import server_config_errors
 from activities.local.paths import ClusterPaths, NodePaths, ensure_socket_dir, state_home
 from activities.local.ports import SlotPorts, allocate, release
@@ -435,9 +435,8 @@ def _await_agent(client: AgentClient, paths: NodePaths, node: str) -> None:
             return
         except (AgentUnreachable, TimeoutError):
             if _agent_pid(paths) is None:
-                raise RuntimeError(
-                    f"the agent of {node} ended at start: {_tail(paths.agent_log)}"
-                ) from None
+                said = logfiles.tail(paths.agent_log, 1500) or ""
+                raise RuntimeError(f"the agent of {node} ended at start: {said}") from None
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the agent of {node} does not answer its API") from None
             time.sleep(0.05)
@@ -490,10 +489,3 @@ def _wait_gone(pid: int, timeout: float) -> bool:
             return False
         time.sleep(0.05)
     return True
-
-
-def _tail(path: Path, size: int = 1500) -> str:
-    try:
-        return path.read_text(errors="replace")[-size:]
-    except OSError:
-        return ""

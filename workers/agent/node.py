@@ -87,6 +87,23 @@ class Run:
         self.started_at = datetime.now(UTC)
         self.ended: tuple[ExitKind, str] | None = None  # recorded once seen
 
+    def record(self) -> dict[str, object]:
+        """What the state file keeps of this run (a restarted agent adopts it from there)."""
+        kept: dict[str, object] = {
+            "pid": self.pid,
+            "started_at": self.started_at,
+            "start_position": self.start_position,
+            "log_offset": self.log_offset,
+            "running": self.ended is None,
+        }
+        if self.ended is not None:
+            kept |= {
+                "exit_kind": self.ended[0].value,
+                "exit_detail": self.ended[1],
+                "exited_at": datetime.now(UTC),
+            }
+        return kept
+
     def exited(self, error_log: Path) -> tuple[ExitKind, str] | None:
         if self.ended is not None:
             return self.ended
@@ -195,7 +212,7 @@ class Node:
             self.run = run
             self.runs += 1
             self.start_exporter()
-            self._write_run_state(run)
+            write_json(self.state_file, run.record())
             self._wake.set()
             if run.refused:
                 log.error("not starting mariadbd", reason=run.refused)
@@ -204,9 +221,8 @@ class Node:
             ended = run.exited(Path(self.config.error_log))
             if ended is not None:
                 self._settle(run)
-                raise NodeFailed(
-                    f"mariadbd exited at start ({ended[1]}): {_tail(Path(self.config.error_log))}"
-                )
+                said = logfiles.tail(Path(self.config.error_log), 1500) or ""
+                raise NodeFailed(f"mariadbd exited at start ({ended[1]}): {said}")
             assert run.pid is not None
             return run.pid
 
@@ -276,17 +292,6 @@ class Node:
             return run.pid
         return mariadbd_pid(Path(self.config.pid_file), self.state_file)
 
-    def _write_run_state(self, run: Run) -> None:
-        write_json(
-            self.state_file,
-            {
-                "pid": run.pid,
-                "started_at": run.started_at,
-                "start_position": run.start_position,
-                "log_offset": run.log_offset,
-                "running": True,
-            },
-        )
 
     def _settle(self, run: Run) -> None:
         """Record how a run ended, once: the state file, HAProxy, the exporter."""
@@ -298,19 +303,7 @@ class Node:
         if run.child is not None:
             run.child.wait()  # reap it
         run.ended = ended
-        write_json(
-            self.state_file,
-            {
-                "pid": run.pid,
-                "started_at": run.started_at,
-                "start_position": run.start_position,
-                "log_offset": run.log_offset,
-                "running": False,
-                "exit_kind": ended[0].value,
-                "exit_detail": ended[1],
-                "exited_at": datetime.now(UTC),
-            },
-        )
+        write_json(self.state_file, run.record())
         self.health.healthy = False
         self.health.detail = f"stopped: {ended[1]}"
         log.info("mariadbd exited", kind=ended[0].value, detail=ended[1])
@@ -556,10 +549,3 @@ async def _wait_gone(pid: int, timeout: float) -> bool:
             return False
         await asyncio.sleep(0.05)
     return True
-
-
-def _tail(path: Path, size: int = 1500) -> str:
-    try:
-        return path.read_text(errors="replace")[-size:]
-    except OSError:
-        return ""
