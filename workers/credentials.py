@@ -8,6 +8,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from activities.kubernetes.objects import ClusterNames
 from activities.local.paths import UnsafeDirectory, check_private_dir
 from activities.local.runtime import LocalRuntime
 from activities.users import APP_SECRET, APP_USER
@@ -55,6 +56,8 @@ def app_access(
         raise UsageError(f"mysqlcluster {cluster.key} has no endpoints yet")
     runtime = runtime or LocalRuntime()
     password_file = runtime.secret_path(cluster, APP_SECRET)
+    if not password_file.exists():
+        raise UsageError(elsewhere(status, cluster))
     try:
         password = password_file.read_text().strip()
     except OSError as error:
@@ -69,6 +72,22 @@ def app_access(
     )
     write_option_file(access, password)
     return access
+
+
+def elsewhere(status: ClusterStatus, cluster: ClusterRef) -> str:
+    """How to reach a cluster whose nodes this machine does not run (on Kubernetes: the
+    password is in the cluster's Secret, the endpoints are Services)."""
+    assert status.endpoints is not None
+    names = ClusterNames.of(cluster)
+    ns = shlex.quote(cluster.namespace)
+    return (
+        f"this machine holds no password for mysqlcluster {cluster.key}: its nodes run "
+        f"elsewhere. On Kubernetes the application user {APP_USER}'s password is key "
+        f"{APP_SECRET} of Secret {names.secret} (kubectl -n {ns} get secret {names.secret} "
+        f"-o jsonpath='{{.data.{APP_SECRET}}}' | base64 -d), and the writer endpoint is "
+        f"{status.endpoints.host}:{status.endpoints.writer_port} inside the cluster "
+        f"(kubectl -n {ns} port-forward svc/{names.writer_service} 3306 from outside)"
+    )
 
 
 def write_option_file(access: AppAccess, password: str) -> None:

@@ -139,3 +139,26 @@ async def test_mysqlops_connect_prints_the_command_without_the_password(
         f"mariadb --defaults-extra-file={option_file}",
         f"# reader endpoint: mariadb --defaults-extra-file={option_file} --port=23007",
     ]
+
+
+def test_a_cluster_this_machine_does_not_run_says_where_its_password_is(tmp_path: Path) -> None:
+    """On Kubernetes the password is in the cluster's Secret and the endpoints are Services:
+    connect says so instead of naming a file that does not exist, and writes nothing."""
+    on_kubernetes = STATUS.model_copy(
+        update={
+            "endpoints": Endpoints(
+                host="demo-writer.default.svc.cluster.local",
+                writer_port=3306,
+                reader_host="demo-reader.default.svc.cluster.local",
+                reader_port=3306,
+            )
+        }
+    )
+    home = tmp_path / "home"
+    with pytest.raises(UsageError) as refused:
+        app_access(on_kubernetes, REF, LocalRuntime(home))
+    said = str(refused.value)
+    assert "Secret demo-secrets" in said and "app-password" in said
+    assert "demo-writer.default.svc.cluster.local:3306" in said
+    assert "port-forward svc/demo-writer" in said
+    assert not home.exists()
