@@ -292,7 +292,6 @@ class Node:
             return run.pid
         return mariadbd_pid(Path(self.config.pid_file), self.state_file)
 
-
     def _settle(self, run: Run) -> None:
         """Record how a run ended, once: the state file, HAProxy, the exporter."""
         if run.ended is not None:
