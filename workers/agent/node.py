@@ -111,6 +111,9 @@ class Run:
             return ExitKind.UNCLEAN, self.refused
         if self.child is not None:
             code = self.child.poll()
+            if code is None and not alive(self.child.pid):
+                # Exited, and another thread is reaping it (poll() then says nothing): wait.
+                code = self.child.wait()
             return None if code is None else exit_kind_from_returncode(code)
         if alive(self.pid):
             return None
