@@ -106,7 +106,7 @@ def named_ports(stack: Stack, pod: str) -> dict[str, int]:
     return {p["name"]: p["containerPort"] for p in spec["containers"][0]["ports"]}
 
 
-def test_every_node_exports_its_metrics_and_mysqld_exporters(stack: Stack) -> None:
+def test_every_pod_serves_its_metrics(stack: Stack) -> None:
     """What Prometheus scrapes on the cluster's Pods, on their IPs and declared ports: each
     agent's view of its node, each mysqld_exporter logged in as the monitoring user (mysql_up
     is 0 otherwise) with Galera's view, HAProxy's backends."""
@@ -157,17 +157,31 @@ def test_a_killed_container_is_restarted_by_the_kubelet_and_rejoins_by_ist(stack
     every_write_everywhere(stack)
 
 
+def delete_pods(stack: Stack, pods: list[str]) -> dict[str, str]:
+    """Delete the Pods; their uids, which their successors do not have."""
+    uids = {pod: (stack.cluster.pod(stack.namespace, pod) or {})["metadata"]["uid"] for pod in pods}
+    for pod in pods:
+        stack.delete_pod(pod)
+    return uids
+
+
+def is_new(stack: Stack, pod: str, uid: str) -> bool:
+    found = stack.cluster.pod(stack.namespace, pod)
+    return found is not None and found["metadata"]["uid"] != uid
+
+
+def wait_replaced(stack: Stack, uids: dict[str, str], timeout: float) -> None:
+    """Until each deleted Pod's successor is Ready (a Pod being deleted still shows Ready)."""
+    for pod, uid in uids.items():
+        wait(partial(is_new, stack, pod, uid), timeout, f"{pod} recreated")
+        stack.cluster.wait_pod_ready(stack.namespace, pod, timeout=timeout)
+
+
 def test_a_deleted_pod_is_recreated_and_rejoins_by_ist(stack: Stack) -> None:
     pod = NODES[2]
-    uid = (stack.cluster.pod(stack.namespace, pod) or {})["metadata"]["uid"]
-    stack.delete_pod(pod)
+    uids = delete_pods(stack, [pod])
     write(stack, 20)
-    wait(
-        lambda: (p := stack.cluster.pod(stack.namespace, pod)) and p["metadata"]["uid"] != uid,
-        120,
-        "recreated",
-    )
-    stack.cluster.wait_pod_ready(stack.namespace, pod, timeout=180)
+    wait_replaced(stack, uids, 180)
     stack.wait_green(NAME)
     join = agent(stack, pod).last_join()
     assert join is not None and join.method is JoinMethod.IST, join
@@ -176,10 +190,7 @@ def test_a_deleted_pod_is_recreated_and_rejoins_by_ist(stack: Stack) -> None:
 
 def test_every_pod_deleted_at_once_comes_back_with_every_write(stack: Stack) -> None:
     write(stack, 20)
-    for pod in NODES:
-        stack.delete_pod(pod)
-    for pod in NODES:
-        stack.cluster.wait_pod_ready(stack.namespace, pod, timeout=300)
+    wait_replaced(stack, delete_pods(stack, NODES), 300)
     stack.wait_green(NAME, timeout=300)
     every_write_everywhere(stack)
     assert rows_on(stack, NODES[0]) == sorted(written)  # nothing lost, nothing invented
