@@ -104,6 +104,12 @@ def test_local_writer_is_sticky(tmp_path: Path) -> None:
     writer = section(text, "backend writer")
     assert "    stick-table type integer size 1" in writer
     assert "    stick on int(1)" in writer
+    servers, readers = server_lines(text, "writer"), server_lines(text, "reader")
+    assert len(servers) == len(readers) == 3
+    assert not servers[0].endswith(" backup")
+    assert all(line.endswith(" backup") for line in servers[1:])
+    assert not any("backup" in line for line in readers)
+    assert all("inter 1s" in line for line in servers + readers)
     assert "shutdown-backup-sessions" not in text
     assert "resolvers" not in text
     assert "init-addr" not in text

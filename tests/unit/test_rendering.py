@@ -3,12 +3,11 @@
 import random
 import re
 import socket
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from activities.local import haproxy, mycnf, ports
+from activities.local import mycnf, ports
 from activities.local.paths import SOCKET_PATH_MAX, ClusterPaths
 from api.cluster import MySQLClusterSpec
 
@@ -51,51 +50,6 @@ def test_mycnf(run_as_root: bool) -> None:
     assert ("user" in found) is run_as_root
     if run_as_root:
         assert found["user"] == "root"
-
-
-def render_haproxy(tmp_path: Path) -> str:
-    servers = [haproxy.Server(f"demo-{i}", "127.0.0.1", 33010 + i, 33050 + i) for i in range(3)]
-    return haproxy.render(
-        cluster="demo",
-        host="127.0.0.1",
-        writer_port=33006,
-        reader_port=33007,
-        stats_port=33008,
-        stats_socket=tmp_path / "haproxy.sock",
-        state_file=tmp_path / "haproxy.state",
-        servers=servers,
-    )
-
-
-def backend(text: str, name: str) -> list[str]:
-    """The indented lines of the section that starts with `backend <name>`."""
-    section = re.search(rf"^backend {name}\n((?:[ \t].*\n)*)", text, re.M)
-    assert section, f"no backend {name}"
-    return section.group(1).splitlines()
-
-
-def test_haproxy_backends(tmp_path: Path) -> None:
-    text = render_haproxy(tmp_path)
-    writer = backend(text, "writer")
-    reader = backend(text, "reader")
-    writer_servers = [line for line in writer if "server " in line]
-    reader_servers = [line for line in reader if "server " in line]
-    assert len(writer_servers) == len(reader_servers) == 3
-    assert not writer_servers[0].endswith(" backup")
-    assert all(line.endswith(" backup") for line in writer_servers[1:])
-    assert any("stick-table" in line for line in writer)
-    assert any("stick on" in line for line in writer)
-    assert not any("backup" in line for line in reader_servers)
-    assert all("inter 1s" in line for line in writer_servers + reader_servers)
-
-
-def test_haproxy_accepts_config(tmp_path: Path) -> None:
-    cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text(render_haproxy(tmp_path))
-    result = subprocess.run(
-        ["/usr/sbin/haproxy", "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=30
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.fixture
