@@ -161,14 +161,26 @@ class Stack:
             autocommit=True,
         )
 
+    def wait_started(self, timeout: float = 60) -> None:
+        """Until the worker and the watcher have said they serve."""
+        said = {"worker": "worker started", "operator": "operator started"}
+        wait(
+            lambda: all(line in self.log(what) for what, line in said.items()),
+            timeout,
+            "the worker and the watcher started",
+            self.diagnose,
+        )
+
+    def log(self, what: str) -> str:
+        path = self.root / f"{what}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def diagnose(self) -> str:
         """What to read when a wait fails: the processes' last lines."""
-        lines = []
-        for what, process in self.processes.items():
-            log = self.root / f"{what}.log"
-            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-            lines.append(f"--- {what} (exit {process.poll()}):\n{tail}")
-        return "\n".join(lines)
+        return "\n".join(
+            f"--- {what} (exit {process.poll()}):\n{self.log(what)[-3000:]}"
+            for what, process in self.processes.items()
+        )
 
 
 def wait(
@@ -192,8 +204,9 @@ def wait(
 def running_stack(root: Path, temporal_address: str) -> Iterator[Stack]:
     """The simulated cluster under `root` (which keeps the processes' logs), the watcher and
     the worker on a task queue of their own, reporting to the Temporal server at
-    `temporal_address`, in a new namespace. On the way out, the two processes (SIGTERM, then
-    SIGKILL after 15 s), then the cluster: the kubelet ends every container it started."""
+    `temporal_address`, in a new namespace; yielded once both serve. On the way out, the two
+    processes (SIGTERM, then SIGKILL after 15 s), then the cluster: the kubelet ends every
+    container it started."""
     with KubeCluster(root / "cluster") as cluster:
         cluster.require_dns()
         stack = Stack(cluster, f"e2e{uuid.uuid4().hex[:6]}", root)
@@ -237,6 +250,7 @@ def running_stack(root: Path, temporal_address: str) -> Iterator[Stack]:
                     stack.processes[what] = subprocess.Popen(
                         command, env=env, stdout=log, stderr=log, cwd=REPO, start_new_session=True
                     )
+            stack.wait_started()
             yield stack
         finally:
             for process in stack.processes.values():
