@@ -79,7 +79,7 @@ EXPECTED_RULES: dict[str, list[dict[str, list[str]]]] = {
 }
 
 # Kinds the Kubernetes schemas do not know (CRDs of the Prometheus Operator).
-STRUCTURAL_KINDS = {"ServiceMonitor", "PrometheusRule"}
+STRUCTURAL_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 DEFAULT_KINDS = {
     "ServiceAccount": 2,
     "ClusterRole": 3,  # the operator's, the worker's, the worker's Kubernetes runtime's
@@ -89,7 +89,7 @@ DEFAULT_KINDS = {
     "PersistentVolumeClaim": 1,  # the workers' backups
 }
 TOGGLES = {  # value path -> what it renders when on
-    "metrics.serviceMonitor.enabled": ["ServiceMonitor"],
+    "metrics.serviceMonitor.enabled": ["PodMonitor", "ServiceMonitor"],
     "metrics.prometheusRule.enabled": ["PrometheusRule"],
     "metrics.grafanaDashboard.enabled": ["ConfigMap"],
     # the chart's pods; the workers to the clusters' pods (tests/chart/test_runtime_values.py)

@@ -10,7 +10,17 @@ from typing import Any
 import pytest
 import yaml
 
-from activities.local.scrape import WATCHER_JOB, WORKER_JOB, WORKER_SDK_JOB
+from activities.kubernetes import objects
+from activities.local.scrape import (
+    AGENT_JOB,
+    HAPROXY_JOB,
+    MYSQLD_JOB,
+    WATCHER_JOB,
+    WORKER_JOB,
+    WORKER_SDK_JOB,
+)
+from api.cluster import MySQLClusterSpec
+from api.layout import ClusterRef
 from tests.alerts.test_rules import RULES_FILE, alerts
 from tests.chart.rbac import RELEASE, render
 from tests.chart.test_chart import (
@@ -211,3 +221,54 @@ def test_monitoring_toggles_off_render_nothing(monitored: list[dict[str, Any]]) 
     assert {doc["kind"] for doc in monitored} >= {"ServiceMonitor", "PrometheusRule"}
     # Services and ports stay: a Prometheus of your own may scrape them without the toggles.
     assert of_kind(off, "Service") == of_kind(monitored, "Service")
+
+
+# -- the PodMonitor: the clusters' pods ----------------------------------------------------------
+
+
+def test_pod_monitor_scrapes_the_clusters_pods_as_the_local_stack_does(
+    monitored: list[dict[str, Any]],
+) -> None:
+    """The pods the Kubernetes runtime builds (its own builders): every metrics port of theirs
+    is scraped, under the job names and the cluster_namespace/cluster/node labels of the local
+    stack's scrape files (activities/local/scrape.py), which the rules select by."""
+    [monitor] = of_kind(monitored, "PodMonitor")
+    assert monitor["spec"]["namespaceSelector"] == {"any": True}  # clusters live anywhere
+    cluster = ClusterRef(namespace="shop", name="orders")
+    owner = objects.Owner(name="orders", uid="5f1e2d3c-0000-4000-8000-000000000001")
+    settings = objects.PodSettings(image="registry.example/mysqlops:1.0", temporal_address="t:1")
+    templates = [
+        objects.statefulset(cluster, MySQLClusterSpec(), owner, settings)["spec"]["template"],
+        objects.haproxy_deployment(cluster, owner, settings, "")["spec"]["template"],
+    ]
+    ids = {"cluster_namespace": "shop", "cluster": "orders"}
+    found = {}
+    for template, pod in zip(templates, ["orders-0", "orders-haproxy-5d9c-x2"], strict=True):
+        labels = template["metadata"]["labels"]
+        assert selects(monitor["spec"]["selector"], labels), labels
+        meta = {
+            "__meta_kubernetes_namespace": "shop",
+            "__meta_kubernetes_pod_name": pod,
+            **{
+                "__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", key): value
+                for key, value in labels.items()
+            },
+        }
+        ports = {p["name"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
+        for endpoint in monitor["spec"]["podMetricsEndpoints"]:
+            if endpoint["port"] in ports:
+                target = relabel(meta, endpoint["relabelings"])
+                found[endpoint["port"]] = {k: target.get(k) for k in ("job", *ids, "node")}
+    assert found == {
+        "agent-metrics": {"job": AGENT_JOB, **ids, "node": "orders-0"},
+        "exporter": {"job": MYSQLD_JOB, **ids, "node": "orders-0"},
+        "stats": {"job": HAPROXY_JOB, **ids, "node": None},
+    }
+    in_rules = {job for rule in alerts() for job in re.findall(r'job=~?"([^"]+)"', rule["expr"])}
+    assert {AGENT_JOB, MYSQLD_JOB} <= in_rules
+    # One namespace watched: its pods only; the local runtime has no pods to scrape.
+    watched = render({**ALL_ON, "watchNamespace": "shop"})
+    [monitor] = of_kind(watched, "PodMonitor")
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["shop"]}
+    local = {**ALL_ON, "runtime": "local", "workers": {"replicas": 1}}
+    assert not of_kind(render(local), "PodMonitor")
