@@ -250,3 +250,9 @@ def test_users_get_the_stored_passwords_which_no_request_carries(node: Node) -> 
     node.runtime.ensure_users(node.layout, node.name)
     assert logs_in(APP_USER, "rotated-password") and not logs_in(APP_USER, old)
     assert "rotated-password" not in node.paths.agent_log.read_text()
+    # A password that would break out of the statement's quotes is refused; nothing changes.
+    node.runtime.secret_path(cluster, APP_SECRET).write_text("it's-mine\n")
+    with pytest.raises(AgentError) as refused:
+        node.runtime.ensure_users(node.layout, node.name)
+    assert "quote" in str(refused.value) and "it's-mine" not in str(refused.value)
+    assert logs_in(APP_USER, "rotated-password")

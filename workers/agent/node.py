@@ -478,7 +478,14 @@ class Node:
         """Create the application and monitoring users, or reset them to the passwords of the
         cluster's Secret; the anonymous users the data directory was initialised with go."""
         app, monitor = self.config.secret(APP_SECRET), self.config.secret(MONITOR_SECRET)
-        self.sql(user_statements(app, monitor, socket.gethostname()))
+        for key, password in ((APP_SECRET, app), (MONITOR_SECRET, monitor)):
+            if "'" in password or "\\" in password:  # they are quoted into the statements
+                raise ValueError(f"the cluster's secret {key} holds a quote or a backslash")
+        try:
+            self.sql(user_statements(app, monitor, socket.gethostname()))
+        except pymysql.MySQLError as error:  # its text goes back to the caller's history
+            said = str(error).replace(app, "***").replace(monitor, "***")
+            raise RuntimeError(f"creating the users failed: {said}") from None
 
     def is_running(self) -> bool:
         return self._running_pid() is not None
