@@ -221,20 +221,19 @@ class AgentConfig(BaseModel):
         return cls.model_validate_json((node_dir / "agent.json").read_text())
 
     def token(self) -> str:
-        if not self.token_file:
-            raise ValueError(f"the agent of {self.node} has no token_file: it cannot serve")
-        token = Path(self.token_file).read_text().strip()
-        if not token:
-            raise ValueError(f"{self.token_file} is empty: no token to check requests against")
-        return token
+        """The API's bearer token; an agent without one cannot serve."""
+        return self._secret_file(Path(self.token_file))
 
     def secret(self, key: str) -> str:
         """A key of the cluster's Secret. The token file is one of its keys, in both runtimes
         (the local secrets directory, the Secret mounted in the Pod), so the others are beside
         it: passwords reach the node from there, never through a request."""
+        return self._secret_file(Path(self.token_file).parent / key)
+
+    def _secret_file(self, path: Path) -> str:
         if not self.token_file:
             raise ValueError(f"the agent of {self.node} has no token_file: no Secret to read")
-        value = (Path(self.token_file).parent / key).read_text().strip()
+        value = path.read_text().strip()
         if not value:
-            raise ValueError(f"the cluster's secret {key} is empty")
+            raise ValueError(f"{path} is empty")
         return value
